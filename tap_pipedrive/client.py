@@ -1,0 +1,495 @@
+"""Base streams for Pipedrive's two APIs: auth, paging, errors and retries, written once.
+
+`PipedriveV1Stream` pages with `start`/`limit` (offset), `PipedriveV2Stream` with `cursor`.
+Both send the API token only in the `x-api-token` header, ask for the largest page the
+endpoint allows, retry what is transient (429, 5xx, timeouts, dropped connections, bodies
+that are not JSON) and stop with one clear line on what is not (401, 402, 403, 404, ...).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import re
+import time
+import typing as t
+from functools import cached_property
+from http import HTTPStatus
+
+import requests
+from singer_sdk import RESTStream, SchemaDirectory, StreamSchema
+from singer_sdk.exceptions import RetriableAPIError
+from singer_sdk.pagination import BaseAPIPaginator
+
+from tap_pipedrive import schemas
+from tap_pipedrive.errors import (
+    AccessError,
+    ApiError,
+    AuthError,
+    ConfigError,
+    RateLimitError,
+)
+from tap_pipedrive.timeutil import (
+    format_datetime,
+    parse_datetime,
+    to_query_timestamp,
+    to_rfc3339,
+)
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+DEFAULT_HOST = "https://api.pipedrive.com"
+MAX_PAGE_SIZE = 500
+_PAYLOAD_ATTR = "_pipedrive_payload"
+_COMPANY_DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+SCHEMAS = SchemaDirectory(schemas)
+#: Reason phrases, including Cloudflare's 52x that Pipedrive answers with at times.
+_REASONS = {status.value: status.phrase for status in HTTPStatus} | {
+    520: "Unknown Error",
+    521: "Web Server Is Down",
+    522: "Connection Timed Out",
+    523: "Origin Is Unreachable",
+    524: "A Timeout Occurred",
+}
+
+
+def api_roots(config: t.Mapping[str, t.Any]) -> tuple[str, str]:
+    """Return the (v1, v2) base URLs for the configured `api_url` or `company_domain`.
+
+    `api_url` takes both of Pipedrive's forms: a host (`https://api.pipedrive.com`: v1 under
+    `/v1`, v2 under `/api/v2`) or a company API root (`https://acme.pipedrive.com/api`: v1
+    under `/api/v1`, v2 under `/api/v2`). `company_domain` `acme` means the latter for
+    `https://acme.pipedrive.com`, which Pipedrive recommends because it routes to the
+    company's data centre.
+    """
+    api_url = (config.get("api_url") or "").strip()
+    domain = (config.get("company_domain") or "").strip().lower()
+    if domain:
+        domain = re.sub(r"^https?://", "", domain).rstrip("/").removesuffix(".pipedrive.com")
+        if not _COMPANY_DOMAIN.match(domain):
+            raise ConfigError(
+                f"company_domain {config.get('company_domain')!r} is not a Pipedrive company "
+                "domain: give the part before .pipedrive.com, e.g. 'acme'"
+            )
+    if api_url:
+        parsed = requests.utils.urlparse(api_url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ConfigError(
+                f"api_url {api_url!r} is not an http(s) URL such as https://api.pipedrive.com"
+            )
+        if parsed.query or parsed.fragment or "@" in parsed.netloc:
+            raise ConfigError("api_url must be a plain base URL, without query or credentials")
+        base = api_url.rstrip("/")
+        for suffix in ("/v1", "/api/v2", "/api/v1", "/v2"):
+            if base.endswith(suffix):
+                base = base[: -len(suffix)] + ("/api" if suffix.startswith("/api") else "")
+                break
+        if base.endswith("/api"):
+            return f"{base}/v1", f"{base}/v2"
+        return f"{base}/v1", f"{base}/api/v2"
+    if domain:
+        base = f"https://{domain}.pipedrive.com/api"
+        return f"{base}/v1", f"{base}/v2"
+    return f"{DEFAULT_HOST}/v1", f"{DEFAULT_HOST}/api/v2"
+
+
+def payload_of(response: requests.Response) -> dict[str, t.Any]:
+    """The response's JSON body, parsed once and cached on the response.
+
+    Paging and record parsing both read the body; parsing it twice would double the
+    tap's largest per-page cost.
+    """
+    payload = getattr(response, _PAYLOAD_ATTR, None)
+    if payload is None:
+        payload = json.loads(response.content)
+        setattr(response, _PAYLOAD_ATTR, payload)
+    return payload
+
+
+def _header_seconds(response: requests.Response, name: str) -> float | None:
+    """A header holding seconds (or, for Retry-After, an HTTP date), as seconds from now."""
+    raw = response.headers.get(name)
+    if raw is None:
+        return None
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def rate_limit_wait(response: requests.Response) -> float | None:
+    """How long Pipedrive asks us to wait: `Retry-After`, else `x-ratelimit-reset`."""
+    wait = _header_seconds(response, "Retry-After")
+    if wait is None:
+        wait = _header_seconds(response, "x-ratelimit-reset")
+    return wait
+
+
+class _PipedrivePaginator(BaseAPIPaginator[t.Any]):
+    """Shared stop rule: a page's body says whether another page follows."""
+
+    def get_next(self, response: requests.Response) -> t.Any:
+        additional = payload_of(response).get("additional_data") or {}
+        return self.next_token(additional)
+
+    def next_token(self, additional: dict[str, t.Any]) -> t.Any:
+        raise NotImplementedError
+
+
+class OffsetPaginator(_PipedrivePaginator):
+    """v1: `start` offsets; `additional_data.pagination.next_start` while more items exist."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+
+    def next_token(self, additional: dict[str, t.Any]) -> int | None:
+        pagination = additional.get("pagination") or {}
+        if not pagination.get("more_items_in_collection"):
+            return None
+        next_start = pagination.get("next_start")
+        if next_start is None:
+            next_start = int(pagination.get("start") or 0) + int(pagination.get("limit") or 0)
+        return int(next_start) or None
+
+
+class CursorPaginator(_PipedrivePaginator):
+    """v2 (and v1 projects/tasks): `additional_data.next_cursor`, null on the last page."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    def next_token(self, additional: dict[str, t.Any]) -> str | None:
+        return additional.get("next_cursor") or None
+
+
+class PipedriveStream(RESTStream[t.Any]):
+    """What every Pipedrive stream shares. Subclasses set `path`, keys and schema."""
+
+    schema = StreamSchema(SCHEMAS)
+    primary_keys: t.ClassVar[list[str]] = ["id"]
+    page_size: t.ClassVar[int] = MAX_PAGE_SIZE
+    #: Whether the endpoint pages at all (several v1 lists return everything at once).
+    paginated: t.ClassVar[bool] = True
+    #: Query parameters this endpoint always takes (sorting, status filters, ...).
+    extra_params: t.ClassVar[dict[str, t.Any]] = {}
+    #: The name of the endpoint's `>=` update-time filter, if it has one.
+    updated_since_param: t.ClassVar[str | None] = None
+
+    #: Tries per request before giving up on a transient fault, and the backoff cap.
+    max_tries: t.ClassVar[int] = 8
+    backoff_base_seconds: t.ClassVar[float] = 1.0
+    backoff_max_seconds: t.ClassVar[float] = 60.0
+    #: A 429 asking for a longer wait than this means the daily budget is spent: stop.
+    max_rate_limit_wait_seconds: t.ClassVar[float] = 300.0
+
+    _LOG_REQUEST_METRIC_URLS = False
+
+    @property
+    def url_base(self) -> str:
+        raise NotImplementedError
+
+    @cached_property
+    def _roots(self) -> tuple[str, str]:
+        return api_roots(self.config)
+
+    @cached_property
+    def http_headers(self) -> dict[str, str]:
+        """The token goes in a header: a token in a URL ends up in proxy and server logs."""
+        return {
+            "x-api-token": self._api_token,
+            "Accept": "application/json",
+            "User-Agent": self.user_agent,
+        }
+
+    @property
+    def _api_token(self) -> str:
+        return self.config.get("api_key") or self.config.get("api_token") or ""
+
+    @cached_property
+    def user_agent(self) -> str:
+        from tap_pipedrive import __version__
+
+        return self.config.get("user_agent") or f"tap-pipedrive/{__version__}"
+
+    @property
+    def timeout(self) -> int:
+        return int(self.config.get("request_timeout") or 60)
+
+    #: Never follow a redirect: requests would resend the `x-api-token` header to
+    #: whatever host it points at (it strips only `Authorization`).
+    allow_redirects = False
+
+    @cached_property
+    def datetime_fields(self) -> tuple[str, ...]:
+        """Top-level fields the schema declares as date-times; normalised on every record."""
+        return tuple(
+            name
+            for name, prop in self.schema.get("properties", {}).items()
+            if prop.get("format") == "date-time"
+        )
+
+    # -- requests ---------------------------------------------------------------------
+
+    def get_new_paginator(self) -> BaseAPIPaginator[t.Any] | None:
+        raise NotImplementedError
+
+    def get_url_params(
+        self,
+        context: Context | None,
+        next_page_token: t.Any,
+    ) -> dict[str, t.Any]:
+        params: dict[str, t.Any] = dict(self.extra_params)
+        if self.paginated:
+            params["limit"] = self.page_size
+        if self.updated_since_param and self.replication_key:
+            since = self.get_starting_timestamp(context)
+            if since is not None:
+                params[self.updated_since_param] = to_query_timestamp(since)
+        return params
+
+    # -- responses --------------------------------------------------------------------
+
+    def validate_response(self, response: requests.Response) -> None:
+        """Sort a response into fine, retry, or stop with a line the user can act on."""
+        status = response.status_code
+        if status == HTTPStatus.TOO_MANY_REQUESTS:
+            wait = rate_limit_wait(response)
+            if wait is not None and wait > self.max_rate_limit_wait_seconds:
+                raise RateLimitError(
+                    f"Pipedrive rate limit: it asks to wait {wait:.0f} s before the next "
+                    f"request ({self.name}), which means the company's daily API token "
+                    "budget is spent; stopping now, run again after the reset and the tap "
+                    "resumes from its saved state"
+                )
+            raise RetriableAPIError(self._error_line(response), response)
+        if status >= HTTPStatus.INTERNAL_SERVER_ERROR or status == HTTPStatus.REQUEST_TIMEOUT:
+            raise RetriableAPIError(self._error_line(response), response)
+        if status == HTTPStatus.UNAUTHORIZED:
+            raise AuthError(
+                "Pipedrive rejected the API token (401 Unauthorized): check api_key "
+                "(Pipedrive > Personal preferences > API)"
+            )
+        if status == HTTPStatus.PAYMENT_REQUIRED:
+            raise AccessError(
+                "Pipedrive refused the request (402 Payment Required): the company "
+                "account is not open or its plan does not include the API"
+            )
+        if status == HTTPStatus.FORBIDDEN:
+            if self._is_html(response):
+                raise AccessError(
+                    "Pipedrive blocked this client (403 with its HTML block page), which it "
+                    "does after repeated rate-limit violations: wait before running again"
+                )
+            raise AccessError(
+                f"Pipedrive denied access to {self._endpoint()} (403 Forbidden): "
+                f"{self._api_error_text(response)}; the token's user may lack permission"
+            )
+        if 300 <= status < 400:
+            raise ApiError(
+                f"Pipedrive answered {status} redirecting {self._endpoint()} elsewhere; "
+                "the tap does not follow redirects with the token: check api_url"
+            )
+        if status >= HTTPStatus.BAD_REQUEST:
+            raise ApiError(self._error_line(response))
+        try:
+            payload = payload_of(response)
+        except ValueError as exc:
+            raise RetriableAPIError(
+                f"Pipedrive sent a body that is not valid JSON for {self._endpoint()} "
+                f"(status {status}, {len(response.content)} bytes)",
+                response,
+            ) from exc
+        if not isinstance(payload, dict):
+            raise RetriableAPIError(
+                f"Pipedrive sent an unexpected body for {self._endpoint()}", response
+            )
+        if payload.get("success") is False:
+            raise ApiError(
+                f"Pipedrive reported an error for {self._endpoint()}: "
+                f"{self._api_error_text(response)}"
+            )
+        self._pace(response)
+
+    def _pace(self, response: requests.Response) -> None:
+        """When the burst window is spent, wait for its reset rather than collect a 429."""
+        remaining = response.headers.get("x-ratelimit-remaining")
+        if remaining is None:
+            return
+        try:
+            spent = int(float(remaining)) <= 0
+        except ValueError:
+            return
+        if spent:
+            wait = _header_seconds(response, "x-ratelimit-reset") or 1.0
+            wait = min(wait, self.backoff_max_seconds)
+            self.logger.info("Rate-limit window spent; pausing %.1f s", wait)
+            time.sleep(wait)
+
+    def _endpoint(self) -> str:
+        return self.path
+
+    @staticmethod
+    def _is_html(response: requests.Response) -> bool:
+        content_type = response.headers.get("Content-Type", "")
+        return "html" in content_type or response.content[:1] == b"<"
+
+    @staticmethod
+    def _api_error_text(response: requests.Response) -> str:
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            return "no JSON error body"
+        if not isinstance(body, dict):
+            return "no JSON error body"
+        parts = [str(body[key]) for key in ("error", "error_info") if body.get(key)]
+        return " - ".join(parts) or "no error message"
+
+    def _error_line(self, response: requests.Response) -> str:
+        reason = response.reason or _REASONS.get(response.status_code, "")
+        text = "" if self._is_html(response) else f": {self._api_error_text(response)}"
+        return f"Pipedrive answered {response.status_code} {reason} for {self._endpoint()}{text}"
+
+    def response_error_message(self, response: requests.Response) -> str:
+        return self._error_line(response)
+
+    # -- retries ----------------------------------------------------------------------
+
+    def backoff_max_tries(self) -> int:
+        return self.max_tries
+
+    def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
+        """Wait as a 429 says (`Retry-After`, else `x-ratelimit-reset`); else back off
+        exponentially (1, 2, 4, ... s, capped)."""
+        attempt = 0
+        exception = yield  # type: ignore[misc]
+        while True:
+            attempt += 1
+            wait = None
+            response = getattr(exception, "response", None)
+            if response is not None and response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
+                wait = rate_limit_wait(response)
+            if wait is None:
+                wait = min(self.backoff_base_seconds * 2 ** (attempt - 1), self.backoff_max_seconds)
+            exception = yield wait
+
+    def backoff_jitter(self, value: float) -> float:
+        """Up to 10% extra, so parallel taps do not retry in lockstep."""
+        import random
+
+        return value * (1 + random.random() * 0.1)
+
+    def backoff_handler(self, details: t.Any) -> None:
+        exception = details.get("exception")
+        self.logger.warning(
+            "Retrying %s in %.1f s (try %d of %d): %s",
+            self.name,
+            details.get("wait") or 0.0,
+            details.get("tries") or 0,
+            self.max_tries,
+            exception if isinstance(exception, RetriableAPIError) else type(exception).__name__,
+        )
+
+    # -- records ----------------------------------------------------------------------
+
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
+        """`data` holds the page; Pipedrive sends `"data": null` for an empty one."""
+        data = payload_of(response).get("data")
+        if not data:
+            return iter(())
+        if isinstance(data, dict):
+            return iter((data,))
+        return iter(data)
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        self._normalize_bookmark(context)
+        return self.request_records(context)
+
+    def post_process(
+        self,
+        row: dict[str, t.Any],
+        context: Context | None = None,
+    ) -> dict[str, t.Any] | None:
+        for name in self.datetime_fields:
+            value = row.get(name)
+            if value is not None:
+                row[name] = to_rfc3339(value)
+        return row
+
+    def _normalize_bookmark(self, context: Context | None) -> None:
+        """Rewrite a saved bookmark into the canonical timestamp form before it is compared.
+
+        The SDK compares bookmark values as strings; a state written in another format
+        (`...Z`, a naive time, another tap's) would otherwise compare wrongly.
+        """
+        if not self.replication_key or not self.is_timestamp_replication_key:
+            return
+        state = self.get_context_state(context)
+        for holder in (state, state.get("progress_markers") or {}):
+            value = holder.get("replication_key_value")
+            if isinstance(value, str):
+                try:
+                    holder["replication_key_value"] = format_datetime(parse_datetime(value))
+                except ValueError:
+                    holder.pop("replication_key_value", None)
+
+
+class PipedriveV1Stream(PipedriveStream):
+    """An endpoint of API v1 (`/v1/...`), offset paging."""
+
+    @property
+    def url_base(self) -> str:
+        return self._roots[0]
+
+    def get_new_paginator(self) -> BaseAPIPaginator[t.Any] | None:
+        return OffsetPaginator() if self.paginated else None
+
+    def get_url_params(
+        self,
+        context: Context | None,
+        next_page_token: t.Any,
+    ) -> dict[str, t.Any]:
+        params = super().get_url_params(context, next_page_token)
+        if self.paginated:
+            params["start"] = next_page_token or 0
+        return params
+
+
+class PipedriveV2Stream(PipedriveStream):
+    """An endpoint of API v2 (`/api/v2/...`), cursor paging."""
+
+    @property
+    def url_base(self) -> str:
+        return self._roots[1]
+
+    def get_new_paginator(self) -> BaseAPIPaginator[t.Any] | None:
+        return CursorPaginator()
+
+    def get_url_params(
+        self,
+        context: Context | None,
+        next_page_token: t.Any,
+    ) -> dict[str, t.Any]:
+        params = super().get_url_params(context, next_page_token)
+        if next_page_token:
+            params["cursor"] = next_page_token
+        return params
+
+
+class UpdatedSinceMixin:
+    """Incremental by `update_time`, filtered server-side and sorted ascending, so a run
+    that dies midway resumes from its last STATE without losing a record."""
+
+    replication_key = "update_time"
+    is_sorted = True
+    updated_since_param = "updated_since"
+
+
+logging.getLogger("urllib3").setLevel(logging.WARNING)

@@ -1,0 +1,41 @@
+"""Errors a user can act on: each carries one line that names the cause.
+
+The CLI entry point (`tap_pipedrive.tap.main`) prints such an error as a single line on
+stderr and exits non-zero, instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from singer_sdk.exceptions import FatalAPIError
+
+
+class PipedriveError(FatalAPIError):
+    """A fatal, user-actionable error. ``str(error)`` is the one line shown to the user."""
+
+    exit_code = 1
+
+
+class ConfigError(PipedriveError):
+    """A setting is missing or wrong."""
+
+    exit_code = 2
+
+
+class AuthError(PipedriveError):
+    """Pipedrive rejected the API token."""
+
+
+class AccessError(PipedriveError):
+    """Pipedrive refused access (402, 403, or its HTML block page)."""
+
+
+class RateLimitError(PipedriveError):
+    """Rate limited for longer than is worth waiting (e.g. the daily token budget is spent)."""
+
+
+class ApiError(PipedriveError):
+    """Pipedrive answered with an error that retrying will not fix."""
+
+
+class ConnectionFailed(PipedriveError):
+    """The host could not be reached even after retries."""

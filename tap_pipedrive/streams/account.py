@@ -1,0 +1,59 @@
+"""Account-wide reference tables of API v1: users, activity types, currencies, filters.
+
+None of these endpoints pages or filters by update time; they are small and read whole.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from tap_pipedrive.client import PipedriveV1Stream
+from tap_pipedrive.timeutil import parse_datetime
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+
+class _UnpagedV1Stream(PipedriveV1Stream):
+    paginated = False
+
+
+class UsersStream(_UnpagedV1Stream):
+    """Users; `/v1/users`. Incremental on `modified`, filtered here since the API cannot."""
+
+    name = "users"
+    path = "/users"
+    replication_key = "modified"
+
+    def post_process(
+        self,
+        row: dict[str, t.Any],
+        context: Context | None = None,
+    ) -> dict[str, t.Any] | None:
+        row = super().post_process(row, context)
+        since = self.get_starting_timestamp(context)
+        modified = row.get("modified") if row else None
+        if since is not None and modified and parse_datetime(modified) < since:
+            return None
+        return row
+
+
+class ActivityTypesStream(_UnpagedV1Stream):
+    """Activity types; `/v1/activityTypes`."""
+
+    name = "activity_types"
+    path = "/activityTypes"
+
+
+class CurrenciesStream(_UnpagedV1Stream):
+    """Currencies; `/v1/currencies`."""
+
+    name = "currencies"
+    path = "/currencies"
+
+
+class FiltersStream(_UnpagedV1Stream):
+    """Saved filters; `/v1/filters`."""
+
+    name = "filters"
+    path = "/filters"

@@ -1,0 +1,182 @@
+"""The tap: its settings, their validation, the stream list and the CLI entry point."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import sys
+import typing as t
+
+import requests
+from singer_sdk import Tap
+from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_pipedrive.client import api_roots
+from tap_pipedrive.errors import ConfigError, ConnectionFailed, PipedriveError
+from tap_pipedrive.streams import STREAM_TYPES
+from tap_pipedrive.timeutil import UTC, format_datetime, parse_datetime
+
+if t.TYPE_CHECKING:
+    from singer_sdk.streams import Stream
+
+
+class TapPipedrive(Tap):
+    """Singer tap for Pipedrive CRM."""
+
+    name = "tap-pipedrive"
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "api_key",
+            th.StringType,
+            secret=True,
+            title="API token",
+            description=(
+                "Pipedrive API token (Personal preferences > API). Sent only in the "
+                "x-api-token header. `api_token` is accepted as an alias."
+            ),
+        ),
+        th.Property(
+            "api_token",
+            th.StringType,
+            secret=True,
+            description="Alias of `api_key`, for configs written for singer-io's tap-pipedrive.",
+        ),
+        th.Property(
+            "start_date",
+            th.StringType,
+            required=True,
+            title="Start date",
+            description=(
+                "Sync records updated at or after this ISO 8601 date or date-time, e.g. "
+                "2024-05-01T00:00:00Z. A time without a zone means UTC."
+            ),
+        ),
+        th.Property(
+            "company_domain",
+            th.StringType,
+            description=(
+                "Your Pipedrive company domain, e.g. `acme` for acme.pipedrive.com. Requests "
+                "then go to https://acme.pipedrive.com/api, as Pipedrive recommends."
+            ),
+        ),
+        th.Property(
+            "api_url",
+            th.StringType,
+            description=(
+                "Base URL override (proxies, the sandbox): a host such as "
+                "https://api.pipedrive.com (v1 under /v1, v2 under /api/v2) or a company API "
+                "root such as https://acme.pipedrive.com/api (v1 under /api/v1, v2 under "
+                "/api/v2). Takes precedence over company_domain."
+            ),
+        ),
+        th.Property(
+            "request_timeout",
+            th.IntegerType,
+            default=60,
+            description="Seconds to wait for Pipedrive to answer one request before retrying.",
+        ),
+        th.Property(
+            "user_agent",
+            th.StringType,
+            description="User-Agent header to send (default `tap-pipedrive/<version>`).",
+        ),
+    ).to_dict()
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._normalize_config()
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Validate settings and stop with one line that names the wrong one."""
+        problems = self._check_settings()
+        if problems and raise_errors:
+            raise ConfigError(problems[0])
+        try:
+            errors = super()._validate_config(raise_errors=raise_errors)
+        except ConfigValidationError as exc:
+            raise ConfigError(f"Invalid setting: {'; '.join(exc.errors)}") from None
+        return problems + errors
+
+    def _check_settings(self) -> list[str]:
+        config = self._config
+        problems = []
+        token = (config.get("api_key") or config.get("api_token") or "").strip()
+        if not token:
+            problems.append(
+                "Setting api_key is missing or empty: give your Pipedrive API token "
+                "(e.g. TAP_PIPEDRIVE_API_KEY=...)"
+            )
+        elif any(ch.isspace() for ch in token):
+            problems.append("Setting api_key contains whitespace: check the API token")
+        start = config.get("start_date")
+        if not start or not str(start).strip():
+            problems.append(
+                "Setting start_date is missing: give an ISO 8601 date such as 2024-05-01T00:00:00Z"
+            )
+        else:
+            try:
+                parsed = parse_datetime(str(start))
+            except ValueError:
+                problems.append(
+                    f"Setting start_date {start!r} is not an ISO 8601 date or date-time, "
+                    "e.g. 2024-05-01T00:00:00Z"
+                )
+            else:
+                if parsed > dt.datetime.now(UTC) + dt.timedelta(days=1):
+                    problems.append(
+                        f"Setting start_date {start!r} is in the future: nothing would be synced"
+                    )
+        timeout = config.get("request_timeout")
+        if timeout is not None and (not isinstance(timeout, int) or timeout <= 0):
+            problems.append("Setting request_timeout must be a positive number of seconds")
+        try:
+            api_roots(config)
+        except ConfigError as exc:
+            problems.append(f"Setting {exc}")
+        return problems
+
+    def _normalize_config(self) -> None:
+        """One canonical start_date, so every comparison downstream sees the same form."""
+        start = self._config.get("start_date")
+        if start:
+            # A bad one is reported by _validate_config when validation is on.
+            with contextlib.suppress(ValueError):
+                self._config["start_date"] = format_datetime(parse_datetime(str(start)))
+
+    def discover_streams(self) -> list[Stream]:
+        return [stream_class(tap=self) for stream_class in STREAM_TYPES]
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def main() -> None:
+    """Console entry point: the SDK's CLI, with user-actionable errors as one line."""
+    try:
+        TapPipedrive.cli()
+    except PipedriveError as exc:
+        print(f"tap-pipedrive: error: {_one_line(exc)}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except requests.exceptions.ConnectionError as exc:
+        host = getattr(getattr(exc, "request", None), "url", None)
+        host = requests.utils.urlparse(host).netloc if host else "Pipedrive"
+        print(
+            f"tap-pipedrive: error: {ConnectionFailed(f'cannot reach {host} (after retries)')}",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    except requests.exceptions.Timeout:
+        print(
+            "tap-pipedrive: error: Pipedrive did not answer within request_timeout (after retries)",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    except BrokenPipeError:
+        # The target stopped reading: exit quietly, as a Unix filter does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)

@@ -1,0 +1,299 @@
+"""The client's paging, retries and errors, against canned responses (`responses`)."""
+
+from __future__ import annotations
+
+import io
+import json
+import typing as t
+from contextlib import redirect_stdout
+
+import pytest
+import requests
+import responses
+from responses import matchers
+
+from tap_pipedrive.client import PipedriveStream, api_roots
+from tap_pipedrive.errors import AccessError, ApiError, AuthError, ConfigError, RateLimitError
+from tap_pipedrive.tap import TapPipedrive
+
+TOKEN = "unit-test-token-0123456789abcdef"
+HOST = "https://pd.example.test"
+V1 = f"{HOST}/v1"
+V2 = f"{HOST}/api/v2"
+CONFIG = {"api_key": TOKEN, "start_date": "2024-05-01T00:00:00Z", "api_url": HOST}
+
+
+@pytest.fixture(autouse=True)
+def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retries wait milliseconds here; what is tested is that they happen."""
+    monkeypatch.setattr(PipedriveStream, "backoff_base_seconds", 0.001)
+    monkeypatch.setattr(PipedriveStream, "backoff_max_seconds", 0.01)
+    monkeypatch.setattr("tap_pipedrive.client.time.sleep", lambda _s: None)
+
+
+def make_stream(name: str, **config: t.Any) -> PipedriveStream:
+    tap = TapPipedrive(config={**CONFIG, **config}, validate_config=True)
+    return t.cast(PipedriveStream, tap.streams[name])
+
+
+def records(stream: PipedriveStream) -> list[dict[str, t.Any]]:
+    """What the stream yields, with the starting bookmark set up as a sync does it."""
+    stream._write_starting_replication_value(None)
+    return list(stream.get_records(None))
+
+
+def v2_page(ids: list[int], cursor: str | None) -> dict[str, t.Any]:
+    data = [{"id": i, "update_time": f"2024-06-0{1 + i % 9}T10:00:00Z"} for i in ids]
+    return {"success": True, "data": data, "additional_data": {"next_cursor": cursor}}
+
+
+def v1_page(ids: list[int], start: int, more: bool) -> dict[str, t.Any]:
+    pagination: dict[str, t.Any] = {
+        "start": start,
+        "limit": 500,
+        "more_items_in_collection": more,
+    }
+    if more:
+        pagination["next_start"] = start + len(ids)
+    return {
+        "success": True,
+        "data": [{"id": i, "update_time": "2024-06-01 10:00:00"} for i in ids] or None,
+        "additional_data": {"pagination": pagination},
+    }
+
+
+@responses.activate
+def test_v2_cursor_paging_walks_every_page_with_the_token_only_in_the_header() -> None:
+    responses.get(
+        f"{V2}/deals",
+        json=v2_page([1, 2], "c2"),
+        match=[matchers.query_param_matcher({"limit": "500"}, strict_match=False)],
+    )
+    responses.get(
+        f"{V2}/deals",
+        json=v2_page([3], None),
+        match=[matchers.query_param_matcher({"cursor": "c2"}, strict_match=False)],
+    )
+    # The first call carries no cursor; responses matches in order of registration.
+    got = records(make_stream("deals"))
+    assert [r["id"] for r in got] == [1, 2, 3]
+    assert len(responses.calls) == 2
+    first, second = (call.request for call in responses.calls)
+    assert "cursor" not in first.url
+    assert "cursor=c2" in second.url
+    for request in (first, second):
+        assert request.headers["x-api-token"] == TOKEN
+        assert TOKEN not in request.url
+        assert "api_token" not in request.url
+        assert "limit=500" in request.url
+        assert "sort_by=update_time" in request.url
+        assert "sort_direction=asc" in request.url
+        assert "updated_since=2024-05-01T00%3A00%3A00Z" in request.url
+
+
+@responses.activate
+def test_v2_timestamps_are_rfc3339() -> None:
+    responses.get(f"{V2}/deals", json=v2_page([1], None))
+    [record] = records(make_stream("deals"))
+    stream = make_stream("deals")
+    record = stream.post_process(record)
+    assert record["update_time"] == "2024-06-02T10:00:00+00:00"
+
+
+@responses.activate
+def test_v1_offset_paging_follows_next_start_and_stops_on_data_null() -> None:
+    responses.get(f"{V1}/notes", json=v1_page([1, 2], 0, True))
+    responses.get(f"{V1}/notes", json=v1_page([3], 2, True))
+    responses.get(f"{V1}/notes", json=v1_page([], 3, False))
+    got = records(make_stream("notes"))
+    assert [r["id"] for r in got] == [1, 2, 3]
+    urls = [call.request.url for call in responses.calls]
+    assert "start=0" in urls[0] and "start=2" in urls[1] and "start=3" in urls[2]
+    assert all("limit=500" in url and "sort=update_time+ASC" in url for url in urls)
+    assert all("updated_since=2024-05-01T00%3A00%3A00Z" in url for url in urls)
+
+
+@responses.activate
+def test_v1_data_null_on_first_page_is_an_empty_stream() -> None:
+    responses.get(f"{V1}/notes", json=v1_page([], 0, False))
+    assert records(make_stream("notes")) == []
+
+
+@responses.activate
+def test_unpaged_v1_endpoint_makes_one_request() -> None:
+    responses.get(
+        f"{V1}/currencies",
+        json={"success": True, "data": [{"id": 1, "code": "EUR"}, {"id": 2, "code": "USD"}]},
+    )
+    assert [r["code"] for r in records(make_stream("currencies"))] == ["EUR", "USD"]
+    assert len(responses.calls) == 1
+    assert "start=" not in responses.calls[0].request.url
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 520, 524])
+@responses.activate
+def test_transient_statuses_are_retried(status: int) -> None:
+    responses.get(
+        f"{V2}/pipelines",
+        status=status,
+        json={"success": False, "error": "try later"},
+        headers={"x-ratelimit-reset": "0"} if status == 429 else {},
+    )
+    responses.get(f"{V2}/pipelines", json=v2_page([7], None))
+    assert [r["id"] for r in records(make_stream("pipelines"))] == [7]
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_invalid_json_and_dropped_connections_are_retried() -> None:
+    responses.get(f"{V2}/stages", body='{"success": true, "data": [{"id": 1')
+    responses.get(f"{V2}/stages", body=requests.exceptions.ConnectionError("reset by peer"))
+    responses.get(f"{V2}/stages", body=requests.exceptions.ReadTimeout("slow"))
+    responses.get(f"{V2}/stages", json=v2_page([1], None))
+    assert [r["id"] for r in records(make_stream("stages"))] == [1]
+    assert len(responses.calls) == 4
+
+
+@responses.activate
+def test_429_waits_as_retry_after_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr("time.sleep", waits.append)
+    responses.get(f"{V2}/pipelines", status=429, headers={"Retry-After": "3"})
+    responses.get(f"{V2}/pipelines", json=v2_page([1], None))
+    records(make_stream("pipelines"))
+    assert waits and 3.0 <= waits[0] <= 3.5
+
+
+@responses.activate
+def test_429_hours_away_stops_with_one_line() -> None:
+    responses.get(f"{V2}/pipelines", status=429, headers={"x-ratelimit-reset": "36000"})
+    with pytest.raises(RateLimitError, match="daily API token budget"):
+        records(make_stream("pipelines"))
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_retries_are_bounded() -> None:
+    responses.get(f"{V2}/pipelines", status=503, json={"success": False})
+    with pytest.raises(Exception, match="503"):
+        records(make_stream("pipelines"))
+    assert len(responses.calls) == PipedriveStream.max_tries
+
+
+@responses.activate
+def test_401_stops_at_once_without_the_token_in_the_message() -> None:
+    responses.get(
+        f"{V2}/deals",
+        status=401,
+        json={"success": False, "error": "unauthorized access", "errorCode": 401},
+    )
+    with pytest.raises(AuthError) as raised:
+        records(make_stream("deals"))
+    message = str(raised.value)
+    assert "rejected the API token" in message
+    assert "\n" not in message and TOKEN not in message
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_403_html_block_page_stops_at_once() -> None:
+    responses.get(
+        f"{V2}/deals",
+        status=403,
+        body="<html><body>Access denied</body></html>",
+        content_type="text/html",
+    )
+    with pytest.raises(AccessError, match="block page"):
+        records(make_stream("deals"))
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_success_false_with_200_is_an_error_not_an_empty_page() -> None:
+    responses.get(f"{V2}/deals", json={"success": False, "error": "Something broke"})
+    with pytest.raises(ApiError, match="Something broke"):
+        records(make_stream("deals"))
+
+
+@responses.activate
+def test_redirects_are_not_followed_with_the_token() -> None:
+    responses.get(f"{V2}/deals", status=302, headers={"Location": "https://evil.test/steal"})
+    with pytest.raises(ApiError, match="redirect"):
+        records(make_stream("deals"))
+    assert [call.request.url.split("?")[0] for call in responses.calls] == [f"{V2}/deals"]
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({}, ("https://api.pipedrive.com/v1", "https://api.pipedrive.com/api/v2")),
+        ({"company_domain": "acme"}, ("https://acme.pipedrive.com/api/v1", "https://acme.pipedrive.com/api/v2")),
+        ({"company_domain": "https://acme.pipedrive.com/"}, ("https://acme.pipedrive.com/api/v1", "https://acme.pipedrive.com/api/v2")),
+        ({"api_url": "http://127.0.0.1:8080"}, ("http://127.0.0.1:8080/v1", "http://127.0.0.1:8080/api/v2")),
+        ({"api_url": "https://acme.pipedrive.com/api/"}, ("https://acme.pipedrive.com/api/v1", "https://acme.pipedrive.com/api/v2")),
+        ({"api_url": "https://api.pipedrive.com/v1"}, ("https://api.pipedrive.com/v1", "https://api.pipedrive.com/api/v2")),
+        ({"api_url": "https://x.test", "company_domain": "acme"}, ("https://x.test/v1", "https://x.test/api/v2")),
+    ],
+)  # fmt: skip
+def test_api_roots(config: dict[str, str], expected: tuple[str, str]) -> None:
+    assert api_roots(config) == expected
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{"company_domain": "not a domain"}, {"api_url": "ftp://x"}, {"api_url": "api.pipedrive.com"}],
+)
+def test_bad_base_url_settings_are_rejected(config: dict[str, str]) -> None:
+    with pytest.raises(ConfigError):
+        api_roots(config)
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        ({"api_key": ""}, "api_key"),
+        ({"api_key": None, "api_token": None}, "api_key"),
+        ({"start_date": "yesterday-ish"}, "start_date"),
+        ({"start_date": "2999-01-01"}, "start_date"),
+        ({"company_domain": "a b"}, "company_domain"),
+        ({"api_url": "nope"}, "api_url"),
+    ],
+)
+def test_bad_settings_stop_with_a_line_naming_them(config: dict[str, t.Any], named: str) -> None:
+    with pytest.raises(ConfigError, match=named) as raised:
+        TapPipedrive(config={**CONFIG, **config}, validate_config=True)
+    assert "\n" not in str(raised.value)
+
+
+def test_api_token_alias_and_start_date_forms_are_accepted() -> None:
+    tap = TapPipedrive(
+        config={"api_token": TOKEN, "start_date": "2024-05-01"}, validate_config=True
+    )
+    assert tap.config["start_date"] == "2024-05-01T00:00:00+00:00"
+    tap = TapPipedrive(
+        config={"api_key": TOKEN, "start_date": "2024-05-01T02:00:00+02:00"}, validate_config=True
+    )
+    assert tap.config["start_date"] == "2024-05-01T00:00:00+00:00"
+
+
+@responses.activate
+def test_bookmark_in_another_format_is_compared_as_a_time() -> None:
+    """A state saved as `...Z` (or by another tap) must not break the sorted-bookmark check."""
+    responses.get(f"{V2}/deals", json=v2_page([1, 2], None))
+    state = {
+        "bookmarks": {
+            "deals": {
+                "replication_key": "update_time",
+                "replication_key_value": "2024-06-01T09:00:00Z",
+            }
+        }
+    }
+    tap = TapPipedrive(config=CONFIG, state=state, validate_config=True)
+    tap.streams["deals"].selected = True
+    out = io.StringIO()
+    with redirect_stdout(out):
+        tap.streams["deals"].sync()
+    assert "updated_since=2024-06-01T09%3A00%3A00Z" in responses.calls[0].request.url
+    states = [json.loads(line) for line in out.getvalue().splitlines() if '"STATE"' in line]
+    final = states[-1]["value"]["bookmarks"]["deals"]["replication_key_value"]
+    assert final == "2024-06-03T10:00:00+00:00"
