@@ -39,6 +39,12 @@ SCHEMA_DIR = REPO_ROOT / "tap_pipedrive" / "schemas"
 DEFAULT_SPECS = REPO_ROOT.parent / "shared" / "pipedrive-api"
 
 # stream name -> (spec version, GET path, path to the record list inside the body)
+#: v2 entities that have custom fields (their `*Fields` endpoint lists some), whether or not
+#: the spec's response schema shows `custom_fields` (v2 activities' does not).
+V2_CUSTOM_FIELD_STREAMS = {
+    "deals", "archived_deals", "persons", "organizations", "products", "activities"
+}  # fmt: skip
+
 STREAMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     # v2: the v1 list endpoints of these entities were retired (FACTS.md).
     "deals": ("v2", "/deals", ("data",)),
@@ -423,8 +429,8 @@ def build_stream(
                     properties[value] = include_field_schema(value)
                     if "format" in properties[value]:
                         conv.formats[value] = properties[value]["format"]
-        if "custom_fields" in properties:
-            desc = properties["custom_fields"].get("description")
+        if "custom_fields" in properties or stream in V2_CUSTOM_FIELD_STREAMS:
+            desc = properties.get("custom_fields", {}).get("description")
             properties["custom_fields"] = {
                 **({"description": desc} if desc else {}),
                 "type": ["object", "null"],

@@ -145,18 +145,26 @@ class _PipedrivePaginator(BaseAPIPaginator[t.Any]):
 
 
 class OffsetPaginator(_PipedrivePaginator):
-    """v1: `start` offsets; `additional_data.pagination.next_start` while more items exist."""
+    """v1: `start` offsets while `more_items_in_collection` says more items exist.
 
-    def __init__(self) -> None:
+    Most endpoints nest it as `additional_data.pagination` with `next_start`; leads put
+    `start`, `limit`, `more_items_in_collection` flat in `additional_data`, without
+    `next_start`, so the next offset is then `start + limit`.
+    """
+
+    def __init__(self, page_size: int) -> None:
         super().__init__(0)
+        self.page_size = page_size
 
     def next_token(self, additional: dict[str, t.Any]) -> int | None:
-        pagination = additional.get("pagination") or {}
+        pagination = additional.get("pagination") or additional
         if not pagination.get("more_items_in_collection"):
             return None
         next_start = pagination.get("next_start")
         if next_start is None:
-            next_start = int(pagination.get("start") or 0) + int(pagination.get("limit") or 0)
+            start = pagination.get("start")
+            start = self.current_value if start is None else int(start)
+            next_start = start + int(pagination.get("limit") or self.page_size)
         return int(next_start) or None
 
 
@@ -191,6 +199,9 @@ class PipedriveStream(RESTStream[t.Any]):
     max_rate_limit_wait_seconds: t.ClassVar[float] = 300.0
 
     _LOG_REQUEST_METRIC_URLS = False
+    #: A STATE every 1,000 records (the SDK's default is 10,000): a run that dies loses
+    #: at most that much progress, never records.
+    STATE_MSG_FREQUENCY = 1000
 
     @property
     def url_base(self) -> str:
@@ -449,7 +460,7 @@ class PipedriveV1Stream(PipedriveStream):
         return self._roots[0]
 
     def get_new_paginator(self) -> BaseAPIPaginator[t.Any] | None:
-        return OffsetPaginator() if self.paginated else None
+        return OffsetPaginator(self.page_size) if self.paginated else None
 
     def get_url_params(
         self,

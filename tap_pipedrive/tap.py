@@ -31,6 +31,7 @@ class TapPipedrive(Tap):
         th.Property(
             "api_key",
             th.StringType,
+            required=True,
             secret=True,
             title="API token",
             description=(
@@ -91,6 +92,8 @@ class TapPipedrive(Tap):
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Validate settings and stop with one line that names the wrong one."""
+        if not self._config.get("api_key") and self._config.get("api_token"):
+            self._config["api_key"] = self._config["api_token"]
         problems = self._check_settings()
         if problems and raise_errors:
             raise ConfigError(problems[0])

@@ -114,6 +114,22 @@ def test_v1_offset_paging_follows_next_start_and_stops_on_data_null() -> None:
 
 
 @responses.activate
+def test_v1_flat_pagination_of_leads_without_next_start() -> None:
+    """Leads put `start`/`limit`/`more_items_in_collection` directly in additional_data."""
+
+    def page(ids: list[str], start: int, more: bool) -> dict[str, t.Any]:
+        flat = {"start": start, "limit": 500, "more_items_in_collection": more}
+        data = [{"id": i, "update_time": "2024-06-01T10:00:00.000Z"} for i in ids]
+        return {"success": True, "data": data, "additional_data": flat}
+
+    responses.get(f"{V1}/leads", json=page(["a", "b"], 0, True))
+    responses.get(f"{V1}/leads", json=page(["c"], 500, False))
+    got = records(make_stream("leads"))
+    assert [r["id"] for r in got] == ["a", "b", "c"]
+    assert "start=500" in responses.calls[1].request.url
+
+
+@responses.activate
 def test_v1_data_null_on_first_page_is_an_empty_stream() -> None:
     responses.get(f"{V1}/notes", json=v1_page([], 0, False))
     assert records(make_stream("notes")) == []

@@ -1,0 +1,11 @@
+"""Local stand-in for the Pipedrive API used by the tests, the demo and the benchmark.
+
+Standard library only at runtime. See ``server.Sandbox`` for the Python API and
+``python -m tap_pipedrive.sandbox --help`` for the command line.
+"""
+
+from __future__ import annotations
+
+from .server import Faults, Sandbox
+
+__all__ = ["Faults", "Sandbox"]

@@ -1,0 +1,97 @@
+"""Running the real CLI in a subprocess and reading what it wrote."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import typing as t
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+TAP = [sys.executable, "-m", "tap_pipedrive"]
+
+
+@dataclass
+class TapRun:
+    """One finished run of the tap: its exit code, its output parsed, its stderr."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @cached_property
+    def messages(self) -> list[dict[str, t.Any]]:
+        return parse_messages(self.stdout)
+
+    def records(self, stream: str) -> list[dict[str, t.Any]]:
+        return [
+            m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream
+        ]
+
+    def ids(self, stream: str) -> set[t.Any]:
+        return {record["id"] for record in self.records(stream)}
+
+    def streams(self) -> set[str]:
+        return {m["stream"] for m in self.messages if m["type"] == "RECORD"}
+
+    @property
+    def final_state(self) -> dict[str, t.Any]:
+        states = [m["value"] for m in self.messages if m["type"] == "STATE"]
+        return states[-1] if states else {}
+
+
+def parse_messages(stdout: str) -> list[dict[str, t.Any]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def write_json(path: Path, value: t.Any) -> Path:
+    path.write_text(json.dumps(value), encoding="utf-8")
+    return path
+
+
+def run_tap(
+    tmp_path: Path,
+    config: dict[str, t.Any],
+    *,
+    state: dict[str, t.Any] | None = None,
+    catalog: dict[str, t.Any] | None = None,
+    extra_args: t.Sequence[str] = (),
+    timeout: float = 300,
+) -> TapRun:
+    """Run `python -m tap_pipedrive` with config (and state, catalog) files."""
+    args = [*TAP, "--config", str(write_json(tmp_path / "config.json", config))]
+    if state is not None:
+        args += ["--state", str(write_json(tmp_path / "state.json", state))]
+    if catalog is not None:
+        args += ["--catalog", str(write_json(tmp_path / "catalog.json", catalog))]
+    done = subprocess.run(
+        [*args, *extra_args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    return TapRun(done.returncode, done.stdout, done.stderr)
+
+
+def discover(tmp_path: Path, config: dict[str, t.Any]) -> dict[str, t.Any]:
+    run = run_tap(tmp_path, config, extra_args=["--discover"])
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def select(catalog: dict[str, t.Any], streams: t.Iterable[str]) -> dict[str, t.Any]:
+    """The catalog with only `streams` selected."""
+    wanted = set(streams)
+    for entry in catalog["streams"]:
+        for meta in entry["metadata"]:
+            if meta["breadcrumb"] == []:
+                meta["metadata"]["selected"] = entry["tap_stream_id"] in wanted
+    return catalog
+
+
+def by_stream(messages: t.Iterable[dict[str, t.Any]]) -> dict[str, list[dict[str, t.Any]]]:
+    grouped: dict[str, list[dict[str, t.Any]]] = defaultdict(list)
+    for message in messages:
+        if message["type"] == "RECORD":
+            grouped[message["stream"]].append(message["record"])
+    return grouped

@@ -1,0 +1,21 @@
+"""The SDK's standard tap and stream tests, against the session's sandbox (see conftest)."""
+
+from __future__ import annotations
+
+import os
+
+from singer_sdk.testing import SuiteConfig, get_tap_test_class
+
+from tap_pipedrive.tap import TapPipedrive
+
+CONFIG = {
+    "api_key": os.environ["TAP_PIPEDRIVE_TEST_API_KEY"],
+    "api_url": os.environ["TAP_PIPEDRIVE_TEST_API_URL"],
+    "start_date": "2019-01-01T00:00:00Z",
+}
+
+TestTapPipedrive = get_tap_test_class(
+    tap_class=TapPipedrive,
+    config=CONFIG,
+    suite_config=SuiteConfig(max_records_limit=400),
+)

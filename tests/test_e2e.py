@@ -1,0 +1,170 @@
+"""End to end: the real CLI against the sandbox, compared with the sandbox's ground truth."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from tap_pipedrive.client import PipedriveStream
+from tap_pipedrive.sandbox import Sandbox
+from tap_pipedrive.tap import TapPipedrive, main
+from tests.helpers import TAP, discover, parse_messages, run_tap, select, write_json
+
+START_DATE = "2023-03-01T00:00:00Z"
+STREAMS = TapPipedrive(config={"api_key": "-", "start_date": START_DATE}).streams
+INCREMENTAL = sorted(name for name, stream in STREAMS.items() if stream.replication_key)
+TOUCHED = {"deals": 4, "persons": 3, "organizations": 2, "activities": 3, "products": 2,
+           "notes": 2, "leads": 2, "users": 1}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> t.Iterator[Sandbox]:
+    with Sandbox(seed=11, scale=0.05) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def config(sandbox: Sandbox) -> dict[str, str]:
+    return {"api_key": sandbox.token, "api_url": sandbox.url, "start_date": START_DATE}
+
+
+@pytest.fixture(scope="module")
+def first_run(sandbox: Sandbox, config: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
+    sandbox.reset_requests()
+    run = run_tap(tmp_path_factory.mktemp("first"), config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run
+
+
+def test_every_stream_yields_exactly_the_ground_truth(first_run, sandbox: Sandbox) -> None:
+    for name in STREAMS:
+        truth = sandbox.truth(name, START_DATE)
+        assert first_run.ids(name) == truth, f"{name}: ids differ from the sandbox's truth"
+    assert sum(len(first_run.ids(name)) for name in STREAMS) > 200
+
+
+def test_no_record_is_sent_twice_in_one_run(first_run) -> None:
+    for name in STREAMS:
+        records = first_run.records(name)
+        assert len(records) == len(first_run.ids(name)), name
+
+
+def test_timestamps_are_rfc3339_and_bookmarks_are_per_stream(first_run) -> None:
+    for name in INCREMENTAL:
+        key = STREAMS[name].replication_key
+        values = [record[key] for record in first_run.records(name) if record.get(key)]
+        assert values, name
+        for value in values:
+            assert value[10] == "T" and value.endswith("+00:00"), (name, value)
+        bookmark = first_run.final_state["bookmarks"][name]["replication_key_value"]
+        assert bookmark == max(values), name
+
+
+def test_custom_fields_are_passed_through(first_run) -> None:
+    deal = next(record for record in first_run.records("deals") if record.get("custom_fields"))
+    assert all(len(key) == 40 for key in deal["custom_fields"])
+    hex_keys = [key for key in first_run.records("leads")[0] if len(key) == 40]
+    assert hex_keys, "v1 custom fields (40-hex top-level keys) were dropped"
+
+
+def test_token_only_in_the_header_and_nowhere_in_the_output(first_run, sandbox: Sandbox) -> None:
+    assert sandbox.requests, "the sandbox saw no requests"
+    for method, path, query, headers in sandbox.requests:
+        assert method == "GET"
+        assert "api_token" not in query and sandbox.token not in json.dumps(query), path
+        assert {k.lower(): v for k, v in headers.items()}.get("x-api-token") == sandbox.token
+    assert sandbox.token not in first_run.stdout
+    assert sandbox.token not in first_run.stderr
+
+
+def test_second_run_from_state_yields_only_what_changed(
+    first_run, sandbox: Sandbox, config: dict[str, str], tmp_path: Path
+) -> None:
+    changed = {name: set(sandbox.touch(name, n=count)) for name, count in TOUCHED.items()}
+    second = run_tap(tmp_path, config, state=first_run.final_state)
+    assert second.returncode == 0, second.stderr[-3000:]
+    for name in INCREMENTAL:
+        key = STREAMS[name].replication_key
+        bookmark = first_run.final_state["bookmarks"][name]["replication_key_value"]
+        boundary = {r["id"] for r in first_run.records(name) if r.get(key) == bookmark}
+        got = second.ids(name)
+        assert changed[name] <= got, f"{name}: a changed record was missed"
+        assert got <= changed[name] | boundary, f"{name}: unchanged records were re-sent"
+    for name in set(STREAMS) - set(INCREMENTAL):
+        assert second.ids(name) == sandbox.truth(name, START_DATE), name
+
+
+def test_bad_token_ends_in_one_clear_line(config: dict[str, str], tmp_path: Path) -> None:
+    run = run_tap(tmp_path, {**config, "api_key": "wrong-token-4b1d"})
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("tap-pipedrive: error")]
+    assert len(errors) == 1 and "rejected the API token" in errors[0]
+    assert "wrong-token-4b1d" not in run.stderr + run.stdout
+
+
+def test_unreachable_host_ends_in_one_clear_line(
+    config: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """In-process, so the retries before giving up can be made short."""
+    monkeypatch.setattr(PipedriveStream, "backoff_base_seconds", 0.01)
+    catalog = write_json(tmp_path / "catalog.json", select(discover(tmp_path, config), ["users"]))
+    bad = write_json(tmp_path / "bad.json", {**config, "api_url": "http://127.0.0.1:9"})
+    monkeypatch.setattr(
+        "sys.argv", ["tap-pipedrive", "--config", str(bad), "--catalog", str(catalog)]
+    )
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code != 0
+    stderr = capsys.readouterr().err
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("tap-pipedrive: error")]
+    assert errors == ["tap-pipedrive: error: cannot reach 127.0.0.1:9 (after retries)"]
+
+
+def test_a_run_killed_midway_resumes_from_its_last_state_without_loss(tmp_path: Path) -> None:
+    """SIGKILL after the first STATE of a sorted stream; rerun from that STATE."""
+    with Sandbox(seed=5, scale=1.0) as big:
+        config = {"api_key": big.token, "api_url": big.url, "start_date": "2019-01-01"}
+        catalog = write_json(
+            tmp_path / "catalog.json", select(discover(tmp_path, config), ["deals"])
+        )
+        config_file = write_json(tmp_path / "config.json", config)
+        process = subprocess.Popen(
+            [*TAP, "--config", str(config_file), "--catalog", str(catalog)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert process.stdout is not None
+        seen, state = set(), None
+        for line in process.stdout:
+            message = json.loads(line)
+            if message["type"] == "RECORD":
+                seen.add(message["record"]["id"])
+            elif message["type"] == "STATE" and seen:
+                state = message["value"]
+                break
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert state is not None, "no STATE before the end of the stream"
+        truth = big.truth("deals", "2019-01-01T00:00:00Z")
+        assert seen < truth, "the run was not interrupted midway"
+        resumed = run_tap(tmp_path, config, state=state, catalog=json.loads(catalog.read_text()))
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        assert seen | resumed.ids("deals") == truth
+        assert len(resumed.ids("deals")) < len(truth), "the rerun started over"
+
+
+def test_messages_are_valid_singer(first_run) -> None:
+    schemas = {m["stream"] for m in first_run.messages if m["type"] == "SCHEMA"}
+    assert set(STREAMS) <= schemas
+    assert parse_messages(first_run.stdout)[0]["type"] == "SCHEMA"
