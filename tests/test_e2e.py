@@ -85,7 +85,11 @@ def test_token_only_in_the_header_and_nowhere_in_the_output(first_run, sandbox: 
 def test_second_run_from_state_yields_only_what_changed(
     first_run, sandbox: Sandbox, config: dict[str, str], tmp_path: Path
 ) -> None:
-    changed = {name: set(sandbox.touch(name, n=count)) for name, count in TOUCHED.items()}
+    # Only changes to records the endpoint lists count (a touched deal may be archived).
+    changed = {
+        name: set(sandbox.touch(name, n=count)) & sandbox.truth(name, START_DATE)
+        for name, count in TOUCHED.items()
+    }
     second = run_tap(tmp_path, config, state=first_run.final_state)
     assert second.returncode == 0, second.stderr[-3000:]
     for name in INCREMENTAL:
