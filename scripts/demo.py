@@ -52,9 +52,11 @@ def saved_state() -> dict | None:
     if result.returncode != 0 or not result.stdout.strip():
         return None
     try:
-        return json.loads(result.stdout)
+        state = json.loads(result.stdout)
     except json.JSONDecodeError:
         return None
+    # Meltano prints `{}` for a state ID it has never saved.
+    return state if (state.get("singer_state") or {}).get("bookmarks") else None
 
 
 def fail(step: str, result: subprocess.CompletedProcess[str]) -> None:
