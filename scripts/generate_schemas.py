@@ -39,6 +39,10 @@ SCHEMA_DIR = REPO_ROOT / "tap_pipedrive" / "schemas"
 DEFAULT_SPECS = REPO_ROOT.parent / "shared" / "pipedrive-api"
 
 # stream name -> (spec version, GET path, path to the record list inside the body)
+#: A field the spec leaves untyped: any JSON value. Spelled out rather than `{}`, which
+#: the SDK's type helpers reject.
+ANY_TYPE = {"type": ["string", "number", "boolean", "object", "array", "null"]}
+
 #: v2 entities that have custom fields (their `*Fields` endpoint lists some), whether or not
 #: the spec's response schema shows `custom_fields` (v2 activities' does not).
 V2_CUSTOM_FIELD_STREAMS = {
@@ -280,7 +284,7 @@ class Converter:
             else:
                 inferred = infer_type(examples)
                 if inferred is None:
-                    return {}
+                    return dict(ANY_TYPE)
                 if isinstance(inferred, list):
                     return {"type": nullable(inferred)}
                 spec_type = inferred
@@ -340,7 +344,7 @@ class Converter:
         for variant in variants:
             t = variant.get("type")
             if t not in JSON_TYPES or t in ("object", "array"):
-                return {}
+                return dict(ANY_TYPE)
             if t not in types:
                 types.append(t)
         if len(types) == 1:
@@ -358,7 +362,7 @@ def include_field_schema(name: str) -> dict[str, Any]:
         return {"type": ["string", "null"], "format": "date-time"}
     if name in ("smart_bcc_email", "marketing_status", "doi_status"):
         return {"type": ["string", "null"]}
-    return {}
+    return dict(ANY_TYPE)
 
 
 def response_of(spec: Spec, path: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -445,7 +449,23 @@ def build_stream(
         "additionalProperties": True,
         "properties": properties,
     }
+    open_objects(schema)
     return schema, conv.formats
+
+
+def open_objects(node: Any) -> None:
+    """Give every object schema `properties` (the SDK's type conformance indexes it) and
+    `additionalProperties: true` (so conformance keeps keys the spec does not list)."""
+    if isinstance(node, dict):
+        types = node.get("type")
+        if "object" in (types if isinstance(types, list) else [types]):
+            node.setdefault("properties", {})
+            node.setdefault("additionalProperties", True)
+        for value in node.values():
+            open_objects(value)
+    elif isinstance(node, list):
+        for value in node:
+            open_objects(value)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ that are not JSON) and stop with one clear line on what is not (401, 402, 403, 4
 
 from __future__ import annotations
 
+import copy
 import email.utils
 import json
 import logging
@@ -23,6 +24,7 @@ from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.pagination import BaseAPIPaginator
 
 from tap_pipedrive import schemas
+from tap_pipedrive.custom_fields import CustomFieldLayout
 from tap_pipedrive.errors import (
     AccessError,
     ApiError,
@@ -181,7 +183,10 @@ class CursorPaginator(_PipedrivePaginator):
 class PipedriveStream(RESTStream[t.Any]):
     """What every Pipedrive stream shares. Subclasses set `path`, keys and schema."""
 
-    schema = StreamSchema(SCHEMAS)
+    #: The schema shipped in `tap_pipedrive/schemas/<name>.json`, before custom fields.
+    static_schema = StreamSchema(SCHEMAS)
+    #: The entity whose custom fields the records carry (`deal`, `person`, ...), if any.
+    custom_field_entity: t.ClassVar[str | None] = None
     primary_keys: t.ClassVar[list[str]] = ["id"]
     page_size: t.ClassVar[int] = MAX_PAGE_SIZE
     #: Whether the endpoint pages at all (several v1 lists return everything at once).
@@ -237,6 +242,23 @@ class PipedriveStream(RESTStream[t.Any]):
     #: Never follow a redirect: requests would resend the `x-api-token` header to
     #: whatever host it points at (it strips only `Authorization`).
     allow_redirects = False
+
+    @cached_property
+    def schema(self) -> dict[str, t.Any]:  # type: ignore[override]
+        """The shipped schema plus one typed column per custom field of the account."""
+        layout = self.custom_field_layout
+        if layout is None:
+            return self.static_schema
+        schema = copy.deepcopy(self.static_schema)
+        schema["properties"].pop("custom_fields", None)
+        schema["properties"].update(layout.schema_properties())
+        return schema
+
+    @cached_property
+    def custom_field_layout(self) -> CustomFieldLayout | None:
+        if not self.custom_field_entity:
+            return None
+        return self._tap.custom_field_layout(self.custom_field_entity)  # type: ignore[attr-defined]
 
     @cached_property
     def datetime_fields(self) -> tuple[str, ...]:
@@ -432,7 +454,13 @@ class PipedriveStream(RESTStream[t.Any]):
             value = row.get(name)
             if value is not None:
                 row[name] = to_rfc3339(value)
+        layout = self.custom_field_layout
+        if layout is not None:
+            self.apply_custom_fields(layout, row)
         return row
+
+    def apply_custom_fields(self, layout: CustomFieldLayout, row: dict[str, t.Any]) -> None:
+        layout.apply_v1(row)
 
     def _normalize_bookmark(self, context: Context | None) -> None:
         """Rewrite a saved bookmark into the canonical timestamp form before it is compared.
@@ -482,6 +510,9 @@ class PipedriveV2Stream(PipedriveStream):
 
     def get_new_paginator(self) -> BaseAPIPaginator[t.Any] | None:
         return CursorPaginator()
+
+    def apply_custom_fields(self, layout: CustomFieldLayout, row: dict[str, t.Any]) -> None:
+        layout.apply_v2(row)
 
     def get_url_params(
         self,

@@ -13,9 +13,11 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
-from tap_pipedrive.client import api_roots
+from tap_pipedrive.client import SCHEMAS, api_roots
+from tap_pipedrive.custom_fields import NAME_MODES, CustomFieldLayout, build_custom_fields
 from tap_pipedrive.errors import ConfigError, ConnectionFailed, PipedriveError
 from tap_pipedrive.streams import STREAM_TYPES
+from tap_pipedrive.streams.fields import FIELDS_STREAM_OF
 from tap_pipedrive.timeutil import UTC, format_datetime, parse_datetime
 
 if t.TYPE_CHECKING:
@@ -74,6 +76,26 @@ class TapPipedrive(Tap):
             ),
         ),
         th.Property(
+            "custom_field_names",
+            th.StringType,
+            default="key",
+            allowed_values=list(NAME_MODES),
+            description=(
+                "Column names of custom fields: `key`, Pipedrive's 40-character field key "
+                "(stable, the default), or `name`, the field's name in snake_case (a name "
+                "that collides with another column gets `_` and the key's first 8 characters)."
+            ),
+        ),
+        th.Property(
+            "custom_field_labels",
+            th.BooleanType,
+            default=True,
+            description=(
+                "Add `<column>_label` (single option) and `<column>_labels` (multiple "
+                "options) columns with the option labels beside the option ids."
+            ),
+        ),
+        th.Property(
             "request_timeout",
             th.IntegerType,
             default=60,
@@ -87,6 +109,7 @@ class TapPipedrive(Tap):
     ).to_dict()
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        self._custom_field_layouts: dict[str, CustomFieldLayout] = {}
         super().__init__(*args, **kwargs)
         self._normalize_config()
 
@@ -151,6 +174,32 @@ class TapPipedrive(Tap):
 
     def discover_streams(self) -> list[Stream]:
         return [stream_class(tap=self) for stream_class in STREAM_TYPES]
+
+    def custom_field_layout(self, entity: str) -> CustomFieldLayout:
+        """The account's custom fields of `entity`, read once per run from `*Fields`.
+
+        Columns are chosen once per entity, avoiding the standard columns of every stream
+        that carries the entity (deals and leads share the deal fields), so they agree.
+        """
+        if entity not in self._custom_field_layouts:
+            fields_stream = FIELDS_STREAM_OF[entity](tap=self)
+            definitions = list(fields_stream.request_records(None))
+            reserved = {
+                name
+                for stream_class in STREAM_TYPES
+                if stream_class.custom_field_entity == entity
+                for name in SCHEMAS.get_schema(stream_class.name)["properties"]
+            }
+            fields = build_custom_fields(
+                definitions,
+                name_mode=self.config.get("custom_field_names") or "key",
+                reserved=reserved,
+            )
+            self.logger.info("%d custom %s fields", len(fields), entity)
+            self._custom_field_layouts[entity] = CustomFieldLayout(
+                fields, labels=bool(self.config.get("custom_field_labels", True))
+            )
+        return self._custom_field_layouts[entity]
 
 
 def _one_line(exc: BaseException) -> str:

@@ -31,7 +31,22 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("tap_pipedrive.client.time.sleep", lambda _s: None)
 
 
+FIELD_ENDPOINTS = ("deal", "person", "organization", "product", "activity", "note")
+
+
+def no_custom_fields() -> None:
+    """The tap reads `*Fields` to type custom fields; here the account has none."""
+    for entity in FIELD_ENDPOINTS:
+        responses.get(f"{V1}/{entity}Fields", json={"success": True, "data": []})
+
+
+def api_calls() -> list[t.Any]:
+    """The requests made, less the `*Fields` reads of the tap's setup."""
+    return [call for call in responses.calls if "Fields" not in call.request.url]
+
+
 def make_stream(name: str, **config: t.Any) -> PipedriveStream:
+    no_custom_fields()
     tap = TapPipedrive(config={**CONFIG, **config}, validate_config=True)
     return t.cast(PipedriveStream, tap.streams[name])
 
@@ -77,8 +92,8 @@ def test_v2_cursor_paging_walks_every_page_with_the_token_only_in_the_header() -
     # The first call carries no cursor; responses matches in order of registration.
     got = records(make_stream("deals"))
     assert [r["id"] for r in got] == [1, 2, 3]
-    assert len(responses.calls) == 2
-    first, second = (call.request for call in responses.calls)
+    assert len(api_calls()) == 2
+    first, second = (call.request for call in api_calls())
     assert "cursor" not in first.url
     assert "cursor=c2" in second.url
     for request in (first, second):
@@ -107,7 +122,7 @@ def test_v1_offset_paging_follows_next_start_and_stops_on_data_null() -> None:
     responses.get(f"{V1}/notes", json=v1_page([], 3, False))
     got = records(make_stream("notes"))
     assert [r["id"] for r in got] == [1, 2, 3]
-    urls = [call.request.url for call in responses.calls]
+    urls = [call.request.url for call in api_calls()]
     assert "start=0" in urls[0] and "start=2" in urls[1] and "start=3" in urls[2]
     assert all("limit=500" in url and "sort=update_time+ASC" in url for url in urls)
     assert all("updated_since=2024-05-01T00%3A00%3A00Z" in url for url in urls)
@@ -126,7 +141,7 @@ def test_v1_flat_pagination_of_leads_without_next_start() -> None:
     responses.get(f"{V1}/leads", json=page(["c"], 500, False))
     got = records(make_stream("leads"))
     assert [r["id"] for r in got] == ["a", "b", "c"]
-    assert "start=500" in responses.calls[1].request.url
+    assert "start=500" in api_calls()[1].request.url
 
 
 @responses.activate
@@ -142,8 +157,8 @@ def test_unpaged_v1_endpoint_makes_one_request() -> None:
         json={"success": True, "data": [{"id": 1, "code": "EUR"}, {"id": 2, "code": "USD"}]},
     )
     assert [r["code"] for r in records(make_stream("currencies"))] == ["EUR", "USD"]
-    assert len(responses.calls) == 1
-    assert "start=" not in responses.calls[0].request.url
+    assert len(api_calls()) == 1
+    assert "start=" not in api_calls()[0].request.url
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 520, 524])
@@ -157,7 +172,7 @@ def test_transient_statuses_are_retried(status: int) -> None:
     )
     responses.get(f"{V2}/pipelines", json=v2_page([7], None))
     assert [r["id"] for r in records(make_stream("pipelines"))] == [7]
-    assert len(responses.calls) == 2
+    assert len(api_calls()) == 2
 
 
 @responses.activate
@@ -167,7 +182,7 @@ def test_invalid_json_and_dropped_connections_are_retried() -> None:
     responses.get(f"{V2}/stages", body=requests.exceptions.ReadTimeout("slow"))
     responses.get(f"{V2}/stages", json=v2_page([1], None))
     assert [r["id"] for r in records(make_stream("stages"))] == [1]
-    assert len(responses.calls) == 4
+    assert len(api_calls()) == 4
 
 
 @responses.activate
@@ -185,7 +200,7 @@ def test_429_hours_away_stops_with_one_line() -> None:
     responses.get(f"{V2}/pipelines", status=429, headers={"x-ratelimit-reset": "36000"})
     with pytest.raises(RateLimitError, match="daily API token budget"):
         records(make_stream("pipelines"))
-    assert len(responses.calls) == 1
+    assert len(api_calls()) == 1
 
 
 @responses.activate
@@ -193,7 +208,7 @@ def test_retries_are_bounded() -> None:
     responses.get(f"{V2}/pipelines", status=503, json={"success": False})
     with pytest.raises(Exception, match="503"):
         records(make_stream("pipelines"))
-    assert len(responses.calls) == PipedriveStream.max_tries
+    assert len(api_calls()) == PipedriveStream.max_tries
 
 
 @responses.activate
@@ -208,7 +223,7 @@ def test_401_stops_at_once_without_the_token_in_the_message() -> None:
     message = str(raised.value)
     assert "rejected the API token" in message
     assert "\n" not in message and TOKEN not in message
-    assert len(responses.calls) == 1
+    assert len(api_calls()) == 1
 
 
 @responses.activate
@@ -221,7 +236,7 @@ def test_403_html_block_page_stops_at_once() -> None:
     )
     with pytest.raises(AccessError, match="block page"):
         records(make_stream("deals"))
-    assert len(responses.calls) == 1
+    assert len(api_calls()) == 1
 
 
 @responses.activate
@@ -236,7 +251,7 @@ def test_redirects_are_not_followed_with_the_token() -> None:
     responses.get(f"{V2}/deals", status=302, headers={"Location": "https://evil.test/steal"})
     with pytest.raises(ApiError, match="redirect"):
         records(make_stream("deals"))
-    assert [call.request.url.split("?")[0] for call in responses.calls] == [f"{V2}/deals"]
+    assert [call.request.url.split("?")[0] for call in api_calls()] == [f"{V2}/deals"]
 
 
 @pytest.mark.parametrize(
@@ -281,13 +296,18 @@ def test_bad_settings_stop_with_a_line_naming_them(config: dict[str, t.Any], nam
     assert "\n" not in str(raised.value)
 
 
+@responses.activate
 def test_api_token_alias_and_start_date_forms_are_accepted() -> None:
+    no_custom_fields()
     tap = TapPipedrive(
-        config={"api_token": TOKEN, "start_date": "2024-05-01"}, validate_config=True
+        config={"api_token": TOKEN, "start_date": "2024-05-01", "api_url": HOST},
+        validate_config=True,
     )
     assert tap.config["start_date"] == "2024-05-01T00:00:00+00:00"
+    assert all(call.request.headers["x-api-token"] == TOKEN for call in responses.calls)
     tap = TapPipedrive(
-        config={"api_key": TOKEN, "start_date": "2024-05-01T02:00:00+02:00"}, validate_config=True
+        config={"api_key": TOKEN, "start_date": "2024-05-01T02:00:00+02:00", "api_url": HOST},
+        validate_config=True,
     )
     assert tap.config["start_date"] == "2024-05-01T00:00:00+00:00"
 
@@ -304,12 +324,13 @@ def test_bookmark_in_another_format_is_compared_as_a_time() -> None:
             }
         }
     }
+    no_custom_fields()
     tap = TapPipedrive(config=CONFIG, state=state, validate_config=True)
     tap.streams["deals"].selected = True
     out = io.StringIO()
     with redirect_stdout(out):
         tap.streams["deals"].sync()
-    assert "updated_since=2024-06-01T09%3A00%3A00Z" in responses.calls[0].request.url
+    assert "updated_since=2024-06-01T09%3A00%3A00Z" in api_calls()[0].request.url
     states = [json.loads(line) for line in out.getvalue().splitlines() if '"STATE"' in line]
     final = states[-1]["value"]["bookmarks"]["deals"]["replication_key_value"]
     assert final == "2024-06-03T10:00:00+00:00"

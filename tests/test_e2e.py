@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import typing as t
@@ -12,12 +13,13 @@ import pytest
 
 from tap_pipedrive.client import PipedriveStream
 from tap_pipedrive.sandbox import Sandbox
-from tap_pipedrive.tap import TapPipedrive, main
+from tap_pipedrive.streams import replication_keys
+from tap_pipedrive.tap import main
 from tests.helpers import TAP, discover, parse_messages, run_tap, select, write_json
 
 START_DATE = "2023-03-01T00:00:00Z"
-STREAMS = TapPipedrive(config={"api_key": "-", "start_date": START_DATE}).streams
-INCREMENTAL = sorted(name for name, stream in STREAMS.items() if stream.replication_key)
+STREAMS = replication_keys()
+INCREMENTAL = sorted(name for name, key in STREAMS.items() if key)
 TOUCHED = {"deals": 4, "persons": 3, "organizations": 2, "activities": 3, "products": 2,
            "notes": 2, "leads": 2, "users": 1}  # fmt: skip
 
@@ -56,7 +58,7 @@ def test_no_record_is_sent_twice_in_one_run(first_run) -> None:
 
 def test_timestamps_are_rfc3339_and_bookmarks_are_per_stream(first_run) -> None:
     for name in INCREMENTAL:
-        key = STREAMS[name].replication_key
+        key = STREAMS[name]
         values = [record[key] for record in first_run.records(name) if record.get(key)]
         assert values, name
         for value in values:
@@ -65,11 +67,15 @@ def test_timestamps_are_rfc3339_and_bookmarks_are_per_stream(first_run) -> None:
         assert bookmark == max(values), name
 
 
-def test_custom_fields_are_passed_through(first_run) -> None:
-    deal = next(record for record in first_run.records("deals") if record.get("custom_fields"))
-    assert all(len(key) == 40 for key in deal["custom_fields"])
-    hex_keys = [key for key in first_run.records("leads")[0] if len(key) == 40]
-    assert hex_keys, "v1 custom fields (40-hex top-level keys) were dropped"
+def test_custom_fields_arrive_as_top_level_columns_in_v1_and_v2(first_run) -> None:
+    for name in ("deals", "persons", "organizations", "products", "activities", "leads"):
+        records = first_run.records(name)
+        assert records, name
+        assert all("custom_fields" not in record for record in records), name
+        hex_keys = {
+            key for record in records for key in record if re.fullmatch("[0-9a-f]{40}", key)
+        }
+        assert hex_keys, f"{name}: custom fields were dropped"
 
 
 def test_token_only_in_the_header_and_nowhere_in_the_output(first_run, sandbox: Sandbox) -> None:
@@ -93,7 +99,7 @@ def test_second_run_from_state_yields_only_what_changed(
     second = run_tap(tmp_path, config, state=first_run.final_state)
     assert second.returncode == 0, second.stderr[-3000:]
     for name in INCREMENTAL:
-        key = STREAMS[name].replication_key
+        key = STREAMS[name]
         bookmark = first_run.final_state["bookmarks"][name]["replication_key_value"]
         boundary = {r["id"] for r in first_run.records(name) if r.get(key) == bookmark}
         got = second.ids(name)

@@ -111,7 +111,27 @@ def test_leads_id_is_string():
 
 
 def test_v2_custom_fields_are_free_objects():
-    for stream in ("deals", "persons", "organizations", "products", "archived_deals"):
+    for stream in ("deals", "persons", "organizations", "products", "archived_deals", "activities"):
         cf = props(stream)["custom_fields"]
         assert cf["additionalProperties"] is True
-        assert "properties" not in cf
+        assert cf["properties"] == {}
+
+
+def test_every_object_schema_has_properties_and_stays_open():
+    """The SDK's type conformance indexes `properties` and drops keys unless the object
+    is open: nested objects must have both."""
+
+    def walk(node):
+        if isinstance(node, dict):
+            types = node.get("type")
+            if "object" in (types if isinstance(types, list) else [types]):
+                yield node
+            for value in node.values():
+                yield from walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from walk(value)
+
+    for path in SCHEMA_FILES:
+        for node in walk(json.loads(path.read_text(encoding="utf-8"))):
+            assert "properties" in node and node["additionalProperties"] is True, path.name

@@ -13,6 +13,7 @@ class ActivitiesStream(UpdatedSinceMixin, PipedriveV2Stream):
 
     name = "activities"
     path = "/activities"
+    custom_field_entity = "activity"
     extra_params: t.ClassVar[dict[str, t.Any]] = {**V2_SORT, "include_fields": "attendees"}
 
 

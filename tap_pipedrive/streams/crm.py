@@ -14,6 +14,7 @@ class DealsStream(UpdatedSinceMixin, PipedriveV2Stream):
 
     name = "deals"
     path = "/deals"
+    custom_field_entity = "deal"
     extra_params: t.ClassVar[dict[str, t.Any]] = {
         **V2_SORT,
         "include_fields": ",".join(
@@ -33,6 +34,7 @@ class PersonsStream(UpdatedSinceMixin, PipedriveV2Stream):
 
     name = "persons"
     path = "/persons"
+    custom_field_entity = "person"
     extra_params: t.ClassVar[dict[str, t.Any]] = {
         **V2_SORT,
         "include_fields": ",".join(
@@ -55,6 +57,7 @@ class OrganizationsStream(UpdatedSinceMixin, PipedriveV2Stream):
 
     name = "organizations"
     path = "/organizations"
+    custom_field_entity = "organization"
     extra_params: t.ClassVar[dict[str, t.Any]] = {
         **V2_SORT,
         "include_fields": ",".join(
@@ -75,6 +78,7 @@ class ProductsStream(UpdatedSinceMixin, PipedriveV2Stream):
 
     name = "products"
     path = "/products"
+    custom_field_entity = "product"
     extra_params: t.ClassVar[dict[str, t.Any]] = V2_SORT
 
 
@@ -83,4 +87,5 @@ class LeadsStream(UpdatedSinceMixin, PipedriveV1Stream):
 
     name = "leads"
     path = "/leads"
+    custom_field_entity = "deal"
     extra_params: t.ClassVar[dict[str, t.Any]] = {"sort": "update_time ASC"}

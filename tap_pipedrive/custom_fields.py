@@ -1,0 +1,221 @@
+"""Custom fields: typed columns named by Pipedrive's key (default) or by the field's name.
+
+Pipedrive lists an entity's fields at `/v1/{entity}Fields`; the custom ones carry
+`edit_flag: true` (Contact Sync creates custom fields with plain keys like `birthday`, so the
+key's shape proves nothing). v1 records hold custom fields as top-level keys, with companion
+keys for the parts of complex types (`K_currency`, `K_until`, `K_route`, ...); v2 records hold
+them under `custom_fields`, complex ones as objects (`{"value": 2300, "currency": "EUR"}`).
+Both are laid out here as v1 lays them out, so one account yields one column set whichever API
+served the entity, and values get one type per field type (an enum's option id is an integer
+in both, a set's ids a list of integers, a user/org/person reference an id).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import typing as t
+from dataclasses import dataclass, field
+
+NAME_MODES = ("key", "name")
+
+ADDRESS_PARTS = (
+    "subpremise", "street_number", "route", "sublocality", "locality",
+    "admin_area_level_1", "admin_area_level_2", "country", "postal_code", "formatted_address",
+)  # fmt: skip
+
+ANY_TYPE = {"type": ["string", "number", "boolean", "object", "array", "null"]}
+_STRING = {"type": ["string", "null"]}
+_DATE = {"type": ["string", "null"], "format": "date"}
+_NUMBER = {"type": ["number", "null"]}
+_INTEGER = {"type": ["integer", "null"]}
+_INT_LIST = {"type": ["array", "null"], "items": {"type": "integer"}}
+_STR_LIST = {"type": ["array", "null"], "items": {"type": "string"}}
+
+#: JSON schema of the main column, by Pipedrive `field_type`.
+MAIN_TYPES: dict[str, dict[str, t.Any]] = {
+    "varchar": _STRING, "varchar_auto": _STRING, "varchar_options": _STRING, "text": _STRING,
+    "phone": _STRING, "address": _STRING, "time": _STRING, "timerange": _STRING,
+    "double": _NUMBER, "monetary": _NUMBER, "int": _INTEGER,
+    "date": _DATE, "daterange": _DATE,
+    "enum": _INTEGER, "status": _STRING, "visible_to": _STRING,
+    "set": _INT_LIST,
+    "user": _INTEGER, "org": _INTEGER, "people": _INTEGER, "person": _INTEGER,
+}  # fmt: skip
+
+#: Companion columns (`<column>_<suffix>`) by field type, with their schema.
+COMPANIONS: dict[str, dict[str, dict[str, t.Any]]] = {
+    "monetary": {"currency": _STRING},
+    "daterange": {"until": _DATE},
+    "timerange": {"until": _STRING},
+    "address": dict.fromkeys(ADDRESS_PARTS, _STRING),
+}
+
+#: v2 object keys that hold the main value rather than a companion.
+_MAIN_KEYS = ("value", "from", "start")
+
+
+def snake_case(name: str) -> str:
+    """`Deal's Region (EU)` -> `deal_s_region_eu`; ASCII letters, digits and `_` only."""
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name.strip())
+    text = re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_").lower()
+    if text and text[0].isdigit():
+        text = f"f_{text}"
+    return text
+
+
+@dataclass
+class CustomField:
+    """One custom field of an entity, and the column it becomes."""
+
+    key: str
+    name: str
+    field_type: str
+    column: str
+    options: dict[int, str] = field(default_factory=dict)
+    companions: tuple[str, ...] = ()
+
+    def schema_properties(self, labels: bool) -> dict[str, dict[str, t.Any]]:
+        description = f"Custom field '{self.name}' ({self.field_type}, key {self.key})"
+        main = dict(MAIN_TYPES.get(self.field_type, ANY_TYPE))
+        properties = {self.column: {**main, "description": description}}
+        for suffix, schema in COMPANIONS.get(self.field_type, {}).items():
+            properties[f"{self.column}_{suffix}"] = dict(schema)
+        if labels and self.field_type == "enum":
+            properties[f"{self.column}_label"] = {**_STRING, "description": "Option label"}
+        if labels and self.field_type == "set":
+            properties[f"{self.column}_labels"] = {**_STR_LIST, "description": "Option labels"}
+        return properties
+
+
+def build_custom_fields(
+    definitions: t.Iterable[dict[str, t.Any]],
+    *,
+    name_mode: str,
+    reserved: t.Iterable[str],
+) -> list[CustomField]:
+    """Custom fields from `*Fields` rows, with their output columns.
+
+    In `name` mode a column is the field's name in snake_case. A name that is empty or that
+    collides with a standard column, or with the column of a custom field of lower field id,
+    gets `_` and the first 8 characters of the field key appended, which is unique and stable.
+    """
+    taken = set(reserved)
+    fields: list[CustomField] = []
+    rows = [row for row in definitions if row.get("edit_flag") and row.get("key")]
+    rows.sort(key=lambda row: (row.get("id") or 0, row["key"]))
+    for row in rows:
+        key = str(row["key"])
+        field_type = str(row.get("field_type") or "")
+        companions = tuple(COMPANIONS.get(field_type, {}))
+        column = key
+        if name_mode == "name":
+            base = snake_case(str(row.get("name") or ""))
+            column = base
+            names = {base, *(f"{base}_{suffix}" for suffix in companions)}
+            if not base or names & taken:
+                column = f"{base}_{key[:8]}" if base else key
+        taken.update({column, *(f"{column}_{suffix}" for suffix in companions)})
+        options = {}
+        for option in row.get("options") or []:
+            try:
+                options[int(option["id"])] = str(option.get("label"))
+            except (KeyError, TypeError, ValueError):
+                continue
+        fields.append(CustomField(key, str(row.get("name") or key), field_type, column,
+                                  options, companions))  # fmt: skip
+    return fields
+
+
+def _as_int(value: t.Any) -> t.Any:
+    """An id from `5`, `"5"`, `{"value": 5}` or `{"id": 5}`; anything else unchanged."""
+    if isinstance(value, dict):
+        value = value.get("value", value.get("id"))
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return value
+
+
+def _as_int_list(value: t.Any) -> t.Any:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]
+    if isinstance(value, list):
+        return [_as_int(item) for item in value]
+    return [_as_int(value)]
+
+
+class CustomFieldLayout:
+    """Rewrites one entity's records so custom fields sit in their typed, named columns."""
+
+    def __init__(self, fields: list[CustomField], *, labels: bool) -> None:
+        self.fields = fields
+        self.labels = labels
+        self.by_key = {f.key: f for f in fields}
+
+    def schema_properties(self) -> dict[str, dict[str, t.Any]]:
+        properties: dict[str, dict[str, t.Any]] = {}
+        for custom in self.fields:
+            properties.update(custom.schema_properties(self.labels))
+        return properties
+
+    def apply_v1(self, row: dict[str, t.Any]) -> None:
+        """Top-level `K`, `K_<part>` -> `<column>`, `<column>_<part>`, typed."""
+        for custom in self.fields:
+            if custom.key not in row:
+                continue
+            value = row.pop(custom.key)
+            parts = {
+                suffix: row.pop(f"{custom.key}_{suffix}", None) for suffix in custom.companions
+            }
+            self._write(row, custom, value, parts)
+
+    def apply_v2(self, row: dict[str, t.Any]) -> None:
+        """`custom_fields: {K: value or {value, <part>...}}` -> the same columns as v1."""
+        values = row.pop("custom_fields", None)
+        if not values:
+            return
+        for key, value in values.items():
+            custom = self.by_key.get(key)
+            parts: dict[str, t.Any] = {}
+            if isinstance(value, dict) and not (
+                custom and custom.field_type in ("user", "org", "people")
+            ):
+                main_key = next((k for k in _MAIN_KEYS if k in value), None)
+                parts = {k: v for k, v in value.items() if k != main_key}
+                value = value.get(main_key) if main_key else None
+                if custom is None and "id" in parts and value is None:
+                    value, parts = parts.pop("id"), {}
+            if custom is None:
+                # Added in Pipedrive after the field list was read: keep it, untyped.
+                row[key] = value
+                for suffix, part in parts.items():
+                    row[f"{key}_{suffix}"] = part
+                continue
+            self._write(row, custom, value, parts)
+
+    def _write(
+        self, row: dict[str, t.Any], custom: CustomField, value: t.Any, parts: dict[str, t.Any]
+    ) -> None:
+        column, field_type = custom.column, custom.field_type
+        if value == "":
+            value = None
+        if field_type in ("enum", "user", "org", "people", "person", "int"):
+            value = _as_int(value)
+        elif field_type == "set":
+            value = _as_int_list(value)
+        elif field_type in ("double", "monetary") and isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = float(value)
+        row[column] = value
+        for suffix, part in parts.items():
+            row[f"{column}_{suffix}"] = None if part == "" else part
+        if self.labels and field_type == "enum":
+            row[f"{column}_label"] = custom.options.get(value) if value is not None else None
+        elif self.labels and field_type == "set":
+            row[f"{column}_labels"] = (
+                [custom.options.get(option, str(option)) for option in value] if value else None
+            )
