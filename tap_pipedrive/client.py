@@ -170,6 +170,53 @@ class OffsetPaginator(_PipedrivePaginator):
         return int(next_start) or None
 
 
+class UpdateTimePaginator(OffsetPaginator):
+    """v1 lists sorted by update time: each page restarts the filter at the last update time.
+
+    Deep `start` offsets lose records when the account changes mid-sync: a record updated
+    while we page moves to the end, every later record shifts back by one, and the record
+    that slides over the current offset is never read (and the final bookmark passes it).
+    Here the token is `(updated_since, start)`: the next page asks for records updated at or
+    after the last record's second, skipping only the ones of that same second already
+    read. An update mid-sync can then only shift records within one second's tie group.
+    """
+
+    def __init__(self, page_size: int, replication_key: str) -> None:
+        super().__init__(page_size)
+        self._value = None
+        self.replication_key = replication_key
+
+    def get_next(self, response: requests.Response) -> tuple[str, int] | None:
+        payload = payload_of(response)
+        additional = payload.get("additional_data") or {}
+        if super().next_token(additional) is None:
+            return None
+        records = payload.get("data") or []
+        since, start = self.current_value or (None, 0)
+        last_second = _second_of(records[-1].get(self.replication_key)) if records else None
+        if last_second is None:
+            # No usable update time: fall back to plain offset paging on the same filter.
+            return (since, start + len(records)) if since is not None else None
+        same_second = 0
+        for record in reversed(records):
+            if _second_of(record.get(self.replication_key)) != last_second:
+                break
+            same_second += 1
+        if last_second == since:
+            return since, start + same_second
+        return last_second, same_second
+
+
+def _second_of(value: t.Any) -> str | None:
+    """A timestamp as the `updated_since` value of its second, or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return to_query_timestamp(parse_datetime(value))
+    except ValueError:
+        return None
+
+
 class CursorPaginator(_PipedrivePaginator):
     """v2 (and v1 projects/tasks): `additional_data.next_cursor`, null on the last page."""
 
@@ -488,7 +535,11 @@ class PipedriveV1Stream(PipedriveStream):
         return self._roots[0]
 
     def get_new_paginator(self) -> BaseAPIPaginator[t.Any] | None:
-        return OffsetPaginator(self.page_size) if self.paginated else None
+        if not self.paginated:
+            return None
+        if self.is_sorted and self.replication_key and self.updated_since_param:
+            return UpdateTimePaginator(self.page_size, self.replication_key)
+        return OffsetPaginator(self.page_size)
 
     def get_url_params(
         self,
@@ -496,7 +547,9 @@ class PipedriveV1Stream(PipedriveStream):
         next_page_token: t.Any,
     ) -> dict[str, t.Any]:
         params = super().get_url_params(context, next_page_token)
-        if self.paginated:
+        if isinstance(next_page_token, tuple):
+            params[self.updated_since_param], params["start"] = next_page_token
+        elif self.paginated:
             params["start"] = next_page_token or 0
         return params
 

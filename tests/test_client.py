@@ -62,7 +62,9 @@ def v2_page(ids: list[int], cursor: str | None) -> dict[str, t.Any]:
     return {"success": True, "data": data, "additional_data": {"next_cursor": cursor}}
 
 
-def v1_page(ids: list[int], start: int, more: bool) -> dict[str, t.Any]:
+def v1_page(
+    ids: list[int], start: int, more: bool, times: list[str] | None = None
+) -> dict[str, t.Any]:
     pagination: dict[str, t.Any] = {
         "start": start,
         "limit": 500,
@@ -70,9 +72,10 @@ def v1_page(ids: list[int], start: int, more: bool) -> dict[str, t.Any]:
     }
     if more:
         pagination["next_start"] = start + len(ids)
+    times = times or ["2024-06-01 10:00:00"] * len(ids)
     return {
         "success": True,
-        "data": [{"id": i, "update_time": "2024-06-01 10:00:00"} for i in ids] or None,
+        "data": [{"id": i, "update_time": u} for i, u in zip(ids, times, strict=True)] or None,
         "additional_data": {"pagination": pagination},
     }
 
@@ -117,15 +120,40 @@ def test_v2_timestamps_are_rfc3339() -> None:
 
 @responses.activate
 def test_v1_offset_paging_follows_next_start_and_stops_on_data_null() -> None:
-    responses.get(f"{V1}/notes", json=v1_page([1, 2], 0, True))
-    responses.get(f"{V1}/notes", json=v1_page([3], 2, True))
-    responses.get(f"{V1}/notes", json=v1_page([], 3, False))
-    got = records(make_stream("notes"))
+    """An unsorted v1 list (here filters) pages by plain offsets."""
+    responses.get(f"{V1}/currencies", json=v1_page([1, 2], 0, True))
+    responses.get(f"{V1}/currencies", json=v1_page([3], 2, True))
+    responses.get(f"{V1}/currencies", json=v1_page([], 3, False))
+    stream = make_stream("currencies")
+    stream.paginated = True
+    got = records(stream)
     assert [r["id"] for r in got] == [1, 2, 3]
     urls = [call.request.url for call in api_calls()]
     assert "start=0" in urls[0] and "start=2" in urls[1] and "start=3" in urls[2]
-    assert all("limit=500" in url and "sort=update_time+ASC" in url for url in urls)
-    assert all("updated_since=2024-05-01T00%3A00%3A00Z" in url for url in urls)
+    assert all("limit=500" in url for url in urls)
+
+
+@responses.activate
+def test_v1_sorted_paging_restarts_at_the_last_update_time() -> None:
+    """Each page asks again from the last record's second, skipping only that second's
+    records already read, so a record updated mid-sync cannot shift another one away."""
+    responses.get(
+        f"{V1}/notes",
+        json=v1_page([1, 2, 3], 0, True, ["2024-06-01 09:00:00"] + ["2024-06-01 10:00:00"] * 2),
+    )
+    responses.get(f"{V1}/notes", json=v1_page([4], 2, True, ["2024-06-01 10:00:00"]))
+    responses.get(f"{V1}/notes", json=v1_page([5], 3, True, ["2024-06-02 08:00:00"]))
+    responses.get(f"{V1}/notes", json=v1_page([], 1, False))
+    got = records(make_stream("notes"))
+    assert [r["id"] for r in got] == [1, 2, 3, 4, 5]
+    params = [call.request.params for call in api_calls()]
+    assert [(p["updated_since"], p["start"]) for p in params] == [
+        ("2024-05-01T00:00:00Z", "0"),
+        ("2024-06-01T10:00:00Z", "2"),
+        ("2024-06-01T10:00:00Z", "3"),
+        ("2024-06-02T08:00:00Z", "1"),
+    ]
+    assert all(p["limit"] == "500" and p["sort"] == "update_time ASC" for p in params)
 
 
 @responses.activate
@@ -138,10 +166,10 @@ def test_v1_flat_pagination_of_leads_without_next_start() -> None:
         return {"success": True, "data": data, "additional_data": flat}
 
     responses.get(f"{V1}/leads", json=page(["a", "b"], 0, True))
-    responses.get(f"{V1}/leads", json=page(["c"], 500, False))
+    responses.get(f"{V1}/leads", json=page(["c"], 2, False))
     got = records(make_stream("leads"))
     assert [r["id"] for r in got] == ["a", "b", "c"]
-    assert "start=500" in api_calls()[1].request.url
+    assert api_calls()[1].request.params["start"] == "2"
 
 
 @responses.activate
