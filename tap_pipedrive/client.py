@@ -24,6 +24,7 @@ from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.pagination import BaseAPIPaginator
 
 from tap_pipedrive import schemas
+from tap_pipedrive.budget import token_cost
 from tap_pipedrive.custom_fields import CustomFieldLayout
 from tap_pipedrive.errors import (
     AccessError,
@@ -307,6 +308,21 @@ class PipedriveStream(RESTStream[t.Any]):
             return None
         return self._tap.custom_field_layout(self.custom_field_entity)  # type: ignore[attr-defined]
 
+    #: "v1" or "v2": which API serves the stream, for its token cost.
+    api_version: t.ClassVar[str] = "v1"
+
+    @cached_property
+    def token_cost(self) -> int:
+        """What one request of this stream costs (the spec's `x-token-cost`)."""
+        return token_cost(self.api_version, self.path)
+
+    def _request(
+        self, prepared_request: requests.PreparedRequest, context: Context | None
+    ) -> requests.Response:
+        """Every attempt, retries included, is charged before it is sent."""
+        self._tap.meter.charge(self.name, self.token_cost)  # type: ignore[attr-defined]
+        return super()._request(prepared_request, context)
+
     @cached_property
     def datetime_fields(self) -> tuple[str, ...]:
         """Top-level fields the schema declares as date-times; normalised on every record."""
@@ -504,6 +520,7 @@ class PipedriveStream(RESTStream[t.Any]):
         layout = self.custom_field_layout
         if layout is not None:
             self.apply_custom_fields(layout, row)
+        self._tap.meter.count_record(self.name)  # type: ignore[attr-defined]
         return row
 
     def apply_custom_fields(self, layout: CustomFieldLayout, row: dict[str, t.Any]) -> None:
@@ -556,6 +573,8 @@ class PipedriveV1Stream(PipedriveStream):
 
 class PipedriveV2Stream(PipedriveStream):
     """An endpoint of API v2 (`/api/v2/...`), cursor paging."""
+
+    api_version = "v2"
 
     @property
     def url_base(self) -> str:

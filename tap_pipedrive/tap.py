@@ -13,6 +13,7 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
+from tap_pipedrive.budget import TokenCapReached, TokenMeter
 from tap_pipedrive.client import SCHEMAS, api_roots
 from tap_pipedrive.custom_fields import NAME_MODES, CustomFieldLayout, build_custom_fields
 from tap_pipedrive.errors import ConfigError, ConnectionFailed, PipedriveError
@@ -96,6 +97,15 @@ class TapPipedrive(Tap):
             ),
         ),
         th.Property(
+            "max_tokens_per_run",
+            th.IntegerType,
+            description=(
+                "Stop before this run spends more API tokens than this (Pipedrive's daily "
+                "budget is shared by all of the company's integrations). The run then emits "
+                "a resumable state and the next run goes on from there. Default: no cap."
+            ),
+        ),
+        th.Property(
             "request_timeout",
             th.IntegerType,
             default=60,
@@ -110,7 +120,21 @@ class TapPipedrive(Tap):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         self._custom_field_layouts: dict[str, CustomFieldLayout] = {}
+        self.meter = TokenMeter()
         super().__init__(*args, **kwargs)
+        self.meter.cap = self.config.get("max_tokens_per_run")
+
+    def sync_all(self) -> None:
+        """Sync, then log what the run cost. On a fatal stop, first emit the state reached,
+        so that the next run resumes from there instead of starting over."""
+        try:
+            super().sync_all()
+        except PipedriveError:
+            self._state_writer.write_state(self.state)
+            raise
+        finally:
+            for line in self.meter.summary_lines():
+                self.logger.info("API usage: %s", line)
         self._normalize_config()
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
@@ -155,6 +179,9 @@ class TapPipedrive(Tap):
                     problems.append(
                         f"Setting start_date {start!r} is in the future: nothing would be synced"
                     )
+        cap = config.get("max_tokens_per_run")
+        if cap is not None and (not isinstance(cap, int) or cap <= 0):
+            problems.append("Setting max_tokens_per_run must be a positive number of tokens")
         timeout = config.get("request_timeout")
         if timeout is not None and (not isinstance(timeout, int) or timeout <= 0):
             problems.append("Setting request_timeout must be a positive number of seconds")
@@ -210,6 +237,9 @@ def main() -> None:
     """Console entry point: the SDK's CLI, with user-actionable errors as one line."""
     try:
         TapPipedrive.cli()
+    except TokenCapReached as exc:
+        print(f"tap-pipedrive: {_one_line(exc)}", file=sys.stderr)
+        sys.exit(exc.exit_code)
     except PipedriveError as exc:
         print(f"tap-pipedrive: error: {_one_line(exc)}", file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -201,3 +201,21 @@ def test_records_updated_mid_sync_do_not_push_others_out_of_a_v1_list(
             if len(seen) == 25:  # on the second page: colleagues edit five records already read
                 live.touch(stream_name, ids=seen[:5])
         assert set(seen) == truth
+
+
+def test_token_cap_stops_cleanly_and_the_next_run_resumes_without_loss(
+    sandbox: Sandbox, config: dict[str, str], tmp_path: Path
+) -> None:
+    capped = run_tap(tmp_path, {**config, "max_tokens_per_run": 200})
+    assert capped.returncode == 0, capped.stderr[-2000:]
+    assert "Traceback" not in capped.stderr
+    [line] = [x for x in capped.stderr.splitlines() if "max_tokens_per_run=200" in x]
+    assert line.startswith("tap-pipedrive: Stopped before crossing")
+    usage = [x for x in capped.stderr.splitlines() if "API usage: run total" in x]
+    assert usage and "tokens (cap 200)" in usage[0]
+    spent = int(re.search(r"(\d+) API tokens", usage[0]).group(1))
+    assert 0 < spent <= 200
+    resumed = run_tap(tmp_path, config, state=capped.final_state)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    for name in STREAMS:
+        assert capped.ids(name) | resumed.ids(name) == sandbox.truth(name, START_DATE), name

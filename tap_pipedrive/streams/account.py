@@ -30,12 +30,11 @@ class UsersStream(_UnpagedV1Stream):
         row: dict[str, t.Any],
         context: Context | None = None,
     ) -> dict[str, t.Any] | None:
-        row = super().post_process(row, context)
         since = self.get_starting_timestamp(context)
-        modified = row.get("modified") if row else None
+        modified = row.get("modified")
         if since is not None and modified and parse_datetime(modified) < since:
             return None
-        return row
+        return super().post_process(row, context)
 
 
 class ActivityTypesStream(_UnpagedV1Stream):

@@ -1,0 +1,95 @@
+"""API token accounting: what each request costs, per stream and per run, and the cap.
+
+Pipedrive charges every request tokens from one daily budget per company (30,000 x plan
+multiplier x seats), shared by every integration. The costs come from the specs'
+`x-token-cost` (`schemas/_token_costs.json`): a v1 list 20, a v2 list 10, ...
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import typing as t
+from dataclasses import dataclass, field
+from importlib import resources
+
+from tap_pipedrive.errors import PipedriveError
+
+DEFAULT_COST = {"v1": 20, "v2": 10}
+
+
+def load_token_costs() -> dict[str, dict[str, int]]:
+    text = resources.files("tap_pipedrive.schemas").joinpath("_token_costs.json").read_text()
+    return json.loads(text)
+
+
+TOKEN_COSTS = load_token_costs()
+
+
+def token_cost(api_version: str, path: str) -> int:
+    return TOKEN_COSTS.get(api_version, {}).get(path, DEFAULT_COST[api_version])
+
+
+class TokenCapReached(PipedriveError):
+    """The run would cross `max_tokens_per_run`: stop cleanly with a resumable state."""
+
+    exit_code = 0
+
+
+@dataclass
+class StreamUsage:
+    requests: int = 0
+    tokens: int = 0
+    records: int = 0
+
+
+@dataclass
+class TokenMeter:
+    """Counts requests, tokens and records; refuses a request that would cross the cap."""
+
+    cap: int | None = None
+    usage: dict[str, StreamUsage] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def tokens(self) -> int:
+        return sum(u.tokens for u in self.usage.values())
+
+    @property
+    def requests(self) -> int:
+        return sum(u.requests for u in self.usage.values())
+
+    @property
+    def records(self) -> int:
+        return sum(u.records for u in self.usage.values())
+
+    def charge(self, stream: str, cost: int) -> None:
+        """Account for one request about to be sent; raise if it would cross the cap."""
+        with self._lock:
+            if self.cap is not None and self.tokens + cost > self.cap:
+                raise TokenCapReached(
+                    f"Stopped before crossing max_tokens_per_run={self.cap}: "
+                    f"{self.tokens} tokens spent in {self.requests} requests, "
+                    f"{self.records} records sent; stopped in stream '{stream}'. The state "
+                    "emitted last lets the next run resume from here"
+                )
+            usage = self.usage.setdefault(stream, StreamUsage())
+            usage.requests += 1
+            usage.tokens += cost
+
+    def count_record(self, stream: str) -> None:
+        usage = self.usage.get(stream)
+        if usage is None:
+            usage = self.usage.setdefault(stream, StreamUsage())
+        usage.records += 1
+
+    def summary_lines(self) -> t.Iterator[str]:
+        for stream, usage in sorted(self.usage.items()):
+            yield (
+                f"{stream}: {usage.records} records, {usage.requests} requests, "
+                f"{usage.tokens} tokens"
+            )
+        yield (
+            f"run total: {self.records} records, {self.requests} requests, "
+            f"{self.tokens} API tokens" + (f" (cap {self.cap})" if self.cap is not None else "")
+        )
