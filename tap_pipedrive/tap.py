@@ -122,6 +122,7 @@ class TapPipedrive(Tap):
         self._custom_field_layouts: dict[str, CustomFieldLayout] = {}
         self.meter = TokenMeter()
         super().__init__(*args, **kwargs)
+        self._normalize_config()
         self.meter.cap = self.config.get("max_tokens_per_run")
 
     def sync_all(self) -> None:
@@ -135,7 +136,6 @@ class TapPipedrive(Tap):
         finally:
             for line in self.meter.summary_lines():
                 self.logger.info("API usage: %s", line)
-        self._normalize_config()
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Validate settings and stop with one line that names the wrong one."""
