@@ -9,6 +9,7 @@ that are not JSON) and stop with one clear line on what is not (401, 402, 403, 4
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import email.utils
 import json
 import logging
@@ -34,6 +35,7 @@ from tap_pipedrive.errors import (
     RateLimitError,
 )
 from tap_pipedrive.timeutil import (
+    UTC,
     format_datetime,
     parse_datetime,
     to_query_timestamp,
@@ -97,6 +99,10 @@ def api_roots(config: t.Mapping[str, t.Any]) -> tuple[str, str]:
         base = f"https://{domain}.pipedrive.com/api"
         return f"{base}/v1", f"{base}/v2"
     return f"{DEFAULT_HOST}/v1", f"{DEFAULT_HOST}/api/v2"
+
+
+def utc_now_text() -> str:
+    return format_datetime(dt.datetime.now(UTC).replace(microsecond=0))
 
 
 def payload_of(response: requests.Response) -> dict[str, t.Any]:
@@ -208,6 +214,24 @@ class UpdateTimePaginator(OffsetPaginator):
         return last_second, same_second
 
 
+class NewestFirstPaginator(OffsetPaginator):
+    """For lists sortable by update time but not filterable by it (files): read newest
+    first and stop at the first page that reaches back past the bookmark."""
+
+    def __init__(self, page_size: int, replication_key: str, since: dt.datetime | None) -> None:
+        super().__init__(page_size)
+        self.replication_key = replication_key
+        self.since = since
+
+    def get_next(self, response: requests.Response) -> int | None:
+        records = payload_of(response).get("data") or []
+        if self.since is not None and records:
+            oldest = records[-1].get(self.replication_key)
+            if isinstance(oldest, str) and oldest and parse_datetime(oldest) < self.since:
+                return None
+        return super().get_next(response)
+
+
 def _second_of(value: t.Any) -> str | None:
     """A timestamp as the `updated_since` value of its second, or None."""
     if not isinstance(value, str) or not value:
@@ -235,6 +259,9 @@ class PipedriveStream(RESTStream[t.Any]):
     static_schema = StreamSchema(SCHEMAS)
     #: The entity whose custom fields the records carry (`deal`, `person`, ...), if any.
     custom_field_entity: t.ClassVar[str | None] = None
+    #: `(field, value)` pairs, any of which marks a record as deleted in Pipedrive; such
+    #: records get `_sdc_deleted_at` (their update time) so targets can apply the delete.
+    deleted_if: t.ClassVar[tuple[tuple[str, t.Any], ...]] = ()
     primary_keys: t.ClassVar[list[str]] = ["id"]
     page_size: t.ClassVar[int] = MAX_PAGE_SIZE
     #: Whether the endpoint pages at all (several v1 lists return everything at once).
@@ -243,6 +270,9 @@ class PipedriveStream(RESTStream[t.Any]):
     extra_params: t.ClassVar[dict[str, t.Any]] = {}
     #: The name of the endpoint's `>=` update-time filter, if it has one.
     updated_since_param: t.ClassVar[str | None] = None
+    #: The endpoint cannot filter by update time: records older than the bookmark are
+    #: dropped here, so an incremental run sends only what changed.
+    filter_here: t.ClassVar[bool] = False
 
     #: Tries per request before giving up on a transient fault, and the backoff cap.
     max_tries: t.ClassVar[int] = 8
@@ -295,11 +325,18 @@ class PipedriveStream(RESTStream[t.Any]):
     def schema(self) -> dict[str, t.Any]:  # type: ignore[override]
         """The shipped schema plus one typed column per custom field of the account."""
         layout = self.custom_field_layout
-        if layout is None:
+        if layout is None and not self.deleted_if:
             return self.static_schema
         schema = copy.deepcopy(self.static_schema)
-        schema["properties"].pop("custom_fields", None)
-        schema["properties"].update(layout.schema_properties())
+        if layout is not None:
+            schema["properties"].pop("custom_fields", None)
+            schema["properties"].update(layout.schema_properties())
+        if self.deleted_if:
+            schema["properties"]["_sdc_deleted_at"] = {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "When Pipedrive reported the record deleted (its update time)",
+            }
         return schema
 
     @cached_property
@@ -513,6 +550,8 @@ class PipedriveStream(RESTStream[t.Any]):
         row: dict[str, t.Any],
         context: Context | None = None,
     ) -> dict[str, t.Any] | None:
+        if self.filter_here and self._older_than_bookmark(row, context):
+            return None
         for name in self.datetime_fields:
             value = row.get(name)
             if value is not None:
@@ -520,8 +559,16 @@ class PipedriveStream(RESTStream[t.Any]):
         layout = self.custom_field_layout
         if layout is not None:
             self.apply_custom_fields(layout, row)
+        if self.deleted_if:
+            deleted = any(row.get(name) == value for name, value in self.deleted_if)
+            row["_sdc_deleted_at"] = (row.get("update_time") or utc_now_text()) if deleted else None
         self._tap.meter.count_record(self.name)  # type: ignore[attr-defined]
         return row
+
+    def _older_than_bookmark(self, row: dict[str, t.Any], context: Context | None) -> bool:
+        since = self.get_starting_timestamp(context) if self.replication_key else None
+        value = row.get(self.replication_key) if since is not None else None
+        return isinstance(value, str) and bool(value) and parse_datetime(value) < since
 
     def apply_custom_fields(self, layout: CustomFieldLayout, row: dict[str, t.Any]) -> None:
         layout.apply_v1(row)
@@ -547,6 +594,10 @@ class PipedriveStream(RESTStream[t.Any]):
 class PipedriveV1Stream(PipedriveStream):
     """An endpoint of API v1 (`/v1/...`), offset paging."""
 
+    #: Sorted newest first by the replication key (`sort=update_time DESC`), for lists
+    #: the API cannot filter by update time: paging stops at the bookmark.
+    newest_first: t.ClassVar[bool] = False
+
     @property
     def url_base(self) -> str:
         return self._roots[0]
@@ -556,6 +607,9 @@ class PipedriveV1Stream(PipedriveStream):
             return None
         if self.is_sorted and self.replication_key and self.updated_since_param:
             return UpdateTimePaginator(self.page_size, self.replication_key)
+        if self.newest_first and self.replication_key:
+            since = self.get_starting_timestamp(self.context)
+            return NewestFirstPaginator(self.page_size, self.replication_key, since)
         return OffsetPaginator(self.page_size)
 
     def get_url_params(

@@ -5,13 +5,7 @@ None of these endpoints pages or filters by update time; they are small and read
 
 from __future__ import annotations
 
-import typing as t
-
 from tap_pipedrive.client import PipedriveV1Stream
-from tap_pipedrive.timeutil import parse_datetime
-
-if t.TYPE_CHECKING:
-    from singer_sdk.helpers.types import Context
 
 
 class _UnpagedV1Stream(PipedriveV1Stream):
@@ -24,17 +18,7 @@ class UsersStream(_UnpagedV1Stream):
     name = "users"
     path = "/users"
     replication_key = "modified"
-
-    def post_process(
-        self,
-        row: dict[str, t.Any],
-        context: Context | None = None,
-    ) -> dict[str, t.Any] | None:
-        since = self.get_starting_timestamp(context)
-        modified = row.get("modified")
-        if since is not None and modified and parse_datetime(modified) < since:
-            return None
-        return super().post_process(row, context)
+    filter_here = True
 
 
 class ActivityTypesStream(_UnpagedV1Stream):
