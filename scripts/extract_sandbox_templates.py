@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "tap_pipedrive" / "sandbox" / "templates.json"
 
 # (template name, spec file, path) for every list endpoint the sandbox serves.
-ENDPOINTS: list[tuple[str, str, str]] = [
+ENDPOINTS: list[tuple[str, ...]] = [
     ("v2:deals", "openapi-v2.yaml", "/deals"),
     ("v2:deals_archived", "openapi-v2.yaml", "/deals/archived"),
     ("v2:persons", "openapi-v2.yaml", "/persons"),
@@ -50,6 +50,23 @@ ENDPOINTS: list[tuple[str, str, str]] = [
     ("v1:activityFields", "openapi-v1.yaml", "/activityFields"),
     ("v1:noteFields", "openapi-v1.yaml", "/noteFields"),
     ("v1:leadFields", "openapi-v1.yaml", "/leadFields"),
+    ("v2:dealProducts", "openapi-v2.yaml", "/deals/products"),
+    ("v2:dealProductsOfDeal", "openapi-v2.yaml", "/deals/{id}/products"),
+    ("v2:projects", "openapi-v2.yaml", "/projects"),
+    ("v2:projects_archived", "openapi-v2.yaml", "/projects/archived"),
+    ("v2:tasks", "openapi-v2.yaml", "/tasks"),
+    ("v1:files", "openapi-v1.yaml", "/files"),
+    ("v1:leadLabels", "openapi-v1.yaml", "/leadLabels"),
+    ("v1:roles", "openapi-v1.yaml", "/roles"),
+    ("v1:permissionSets", "openapi-v1.yaml", "/permissionSets"),
+    # goals/find nests its records one level deeper: data.goals
+    ("v1:goals", "openapi-v1.yaml", "/goals/find", "goals"),
+    ("v1:callLogs", "openapi-v1.yaml", "/callLogs"),
+    ("v1:dealParticipants", "openapi-v1.yaml", "/deals/{id}/participants"),
+    ("v1:dealFlow", "openapi-v1.yaml", "/deals/{id}/flow"),
+    ("v1:mailThreads", "openapi-v1.yaml", "/mailbox/mailThreads"),
+    ("v1:mailMessages", "openapi-v1.yaml", "/mailbox/mailThreads/{id}/mailMessages"),
+    ("v1:recents", "openapi-v1.yaml", "/recents"),
 ]
 
 
@@ -78,11 +95,37 @@ def _props(spec: dict[str, Any], schema: Any) -> dict[str, Any]:
     return out
 
 
-def _item_props(spec: dict[str, Any], data_schema: Any) -> list[str]:
+def _item_props(spec: dict[str, Any], data_schema: Any, nested: str | None = None) -> list[str]:
     data_schema = _resolve(spec, data_schema)
+    if nested:
+        data_schema = _props(spec, data_schema).get(nested, {})
     if isinstance(data_schema, dict) and data_schema.get("type") == "array":
         return list(_props(spec, data_schema.get("items", {})))
     return list(_props(spec, data_schema))
+
+
+def _param_enums(spec: dict[str, Any], op: dict[str, Any]) -> dict[str, list[Any]]:
+    """Allowed values of the enumerated query parameters (include_fields, sort_by, ...)."""
+    out: dict[str, list[Any]] = {}
+    for p in op.get("parameters", []):
+        p = _resolve(spec, p)
+        schema = _resolve(spec, p.get("schema") or {})
+        enum = schema.get("enum") or _resolve(spec, schema.get("items") or {}).get("enum")
+        if enum and p.get("in") == "query":
+            out[p["name"]] = enum
+    return out
+
+
+def _variant_props(spec: dict[str, Any], data_schema: Any) -> dict[str, list[str]]:
+    """Recents: the item schema is an anyOf of one variant per `item` type; give the
+    property names of each variant's `data` object, keyed by the item type."""
+    items = _resolve(spec, _resolve(spec, data_schema).get("items", {}))
+    out: dict[str, list[str]] = {}
+    for variant in items.get("anyOf", []):
+        props = _props(spec, variant)
+        for item in props.get("item", {}).get("enum", []):
+            out[item] = list(_props(spec, props.get("data", {})))
+    return out
 
 
 def extract(spec_dir: Path) -> dict[str, Any]:
@@ -91,28 +134,34 @@ def extract(spec_dir: Path) -> dict[str, Any]:
         for name in ("openapi-v1.yaml", "openapi-v2.yaml")
     }
     out: dict[str, Any] = {}
-    for tname, fname, path in ENDPOINTS:
+    for tname, fname, path, *nested in ENDPOINTS:
         spec = specs[fname]
         op = spec["paths"][path]["get"]
         resp = _resolve(spec, op["responses"]["200"])
         media = resp["content"]["application/json"]
         schema = _props(spec, media["schema"])
-        props = _item_props(spec, schema.get("data", {}))
+        props = _item_props(spec, schema.get("data", {}), nested[0] if nested else None)
         example = media.get("example")
         if example is None:
             examples = media.get("examples") or {}
             if examples:
                 example = _resolve(spec, next(iter(examples.values()))).get("value")
         data = (example or {}).get("data")
+        if nested and isinstance(data, dict):
+            data = data.get(nested[0])
         records = data if isinstance(data, list) else ([data] if data else [])
         out[tname] = {
             "path": path,
             "token_cost": op.get("x-token-cost"),
             "params": [_resolve(spec, p)["name"] for p in op.get("parameters", [])],
+            "param_enums": _param_enums(spec, op),
             "properties": props,
             "examples": records,
             "additional_data": (example or {}).get("additional_data"),
         }
+        variants = _variant_props(spec, schema.get("data", {}))
+        if variants:
+            out[tname]["variant_properties"] = variants
     return out
 
 

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tap_pipedrive.sandbox import Faults, Sandbox
-from tap_pipedrive.sandbox.data import Dataset
+from tap_pipedrive.sandbox.data import TEMPLATES, Dataset
 from tap_pipedrive.sandbox.server import parse_time
 
 TOKEN = "sandbox-token"
@@ -353,6 +353,10 @@ def test_deterministic_from_seed() -> None:
     assert list(a.tables["deals"].upd) != list(c.tables["deals"].upd)
     t = a.tables["notes"]
     assert all(t.add[i] <= t.upd[i] for i in range(len(t)))
+    for stream in ("files", "callLogs", "mailThreads", "projects", "tasks", "leadLabels"):
+        assert a.render(stream, 1, "v1") == b.render(stream, 1, "v1"), stream
+    assert a.deal_flow(5) == b.deal_flow(5) and a.deal_products(5) == b.deal_products(5)
+    assert a.goals == b.goals and a.goals != c.goals
 
 
 def test_cli_prints_url_and_exits_cleanly() -> None:
@@ -382,3 +386,357 @@ def test_cli_prints_url_and_exits_cleanly() -> None:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
     assert json.loads(r.text)["success"] is True
+
+
+# --------------------------------------------------------------------------- second batch
+
+
+def get(url: str, path: str, **params: Any) -> requests.Response:
+    return requests.get(url + path, params=params, headers=HDR, timeout=10)
+
+
+def walk_v1(url: str, path: str, limit: int = 500, **params: Any) -> list[dict[str, Any]]:
+    """Offset paging until the collection ends (short or empty page if no pagination)."""
+    rows: list[dict[str, Any]] = []
+    start = 0
+    while True:
+        body = get(url, path, start=start, limit=limit, **params).json()
+        page = body["data"] or []
+        rows += page
+        pag = (body.get("additional_data") or {}).get("pagination")
+        if pag is not None:
+            if not pag["more_items_in_collection"]:
+                return rows
+            start += pag["limit"]
+        elif len(page) < limit:
+            return rows
+        else:
+            start += limit
+
+
+@pytest.fixture(scope="module")
+def mid() -> Iterator[Sandbox]:
+    """Big enough for the page caps: 400 files, about 70 call logs of the token user."""
+    with Sandbox(scale=0.5) as box:
+        yield box
+
+
+def test_files_are_capped_at_100_a_page_and_sort_by_update_time(mid: Sandbox) -> None:
+    body = get(mid.url, "/v1/files", limit=500, sort="update_time ASC").json()
+    assert len(body["data"]) == 100
+    assert body["additional_data"]["pagination"] == {
+        "start": 0,
+        "limit": 100,
+        "more_items_in_collection": True,
+        "next_start": 100,
+    }
+    rows = walk_v1(mid.url, "/v1/files", sort="update_time ASC")
+    keys = [(parse_time(f["update_time"]), f["id"]) for f in rows]
+    assert keys == sorted(keys)
+    assert {f["id"] for f in rows} == mid.truth("files", None)
+    assert all(f["active_flag"] for f in rows)  # deleted files are not listed
+    linked = [f for f in rows if f["deal_id"]]
+    assert linked and all(f["deal_name"] for f in linked)
+    since = "2024-01-01T00:00:00Z"
+    assert mid.truth("files", since) == {
+        f["id"] for f in rows if parse_time(f["update_time"]) >= parse_time(since)
+    }
+    # The legacy include_deleted_files=1 (not in the current spec) shows them flagged.
+    deleted = mid.deleted("files")
+    assert deleted
+    every = walk_v1(mid.url, "/v1/files", include_deleted_files=1)
+    assert {f["id"] for f in every if not f["active_flag"]} == deleted
+
+
+def test_call_logs_are_the_token_users_and_capped_at_50(mid: Sandbox) -> None:
+    body = get(mid.url, "/v1/callLogs", limit=500).json()
+    assert len(body["data"]) == 50
+    assert body["additional_data"]["pagination"]["limit"] == 50
+    rows = walk_v1(mid.url, "/v1/callLogs")
+    me = mid.data.token_user
+    assert {c["id"] for c in rows} == mid.truth("call_logs") and len(rows) > 50
+    assert all(c["user_id"] == me and c["id"].startswith("CA") for c in rows)
+    assert all(not (c["deal_id"] and c["lead_id"]) for c in rows)
+
+
+def test_deal_products_need_at_most_100_deal_ids(sb: Sandbox) -> None:
+    for params in ({}, {"deal_ids": ",".join(str(i) for i in range(1, 102))}):
+        r = get(sb.url, "/api/v2/deals/products", **params)
+        assert r.status_code == 400 and r.json()["success"] is False
+    deals = sorted(sb.truth("deals", None))
+    rows, pages = walk_v2(
+        sb.url,
+        "/api/v2/deals/products",
+        deal_ids=",".join(map(str, deals[:100])),
+        sort_by="update_time",
+        limit=7,
+    )
+    assert pages > 1
+    keys = [(parse_time(p["update_time"]), p["id"]) for p in rows]
+    assert keys == sorted(keys)
+    assert {p["deal_id"] for p in rows} <= set(deals[:100])
+    # Repeated keys work like the comma list.
+    r = requests.get(
+        sb.url + "/api/v2/deals/products?deal_ids=1&deal_ids=2&limit=500", headers=HDR, timeout=10
+    )
+    one, _ = walk_v2(sb.url, "/api/v2/deals/1/products")
+    two, _ = walk_v2(sb.url, "/api/v2/deals/2/products")
+    assert [p["id"] for p in r.json()["data"]] == sorted(p["id"] for p in one + two)
+    # About 1.5 products a deal, some deals none; products_count agrees.
+    counts = [sb.data.dp_off[i + 1] - sb.data.dp_off[i] for i in range(len(deals))]
+    assert 0 in counts and 1.1 < sum(counts) / len(counts) < 1.9
+    deal = get(sb.url, "/api/v2/deals", ids="1,2", include_fields="products_count").json()["data"]
+    assert {d["id"]: d["products_count"] for d in deal} == {1: len(one), 2: len(two)}
+
+
+def test_include_fields_only_when_asked(sb: Sandbox) -> None:
+    deal_extra = include_enum("v2:deals")
+    plain = get(sb.url, "/api/v2/deals", limit=5).json()["data"]
+    assert not any(k in d for d in plain for k in deal_extra if k != "source_lead_id")
+    full = get(sb.url, "/api/v2/deals", limit=50, include_fields=",".join(deal_extra)).json()
+    for d in full["data"]:
+        assert set(deal_extra) <= set(d)
+        for k in deal_extra:
+            v = d[k]
+            if k.endswith("_count"):
+                assert isinstance(v, int), k
+            elif k.endswith("_time"):
+                assert v is None or (v[10] == "T" and v.endswith("Z")), (k, v)
+        assert isinstance(d["smart_bcc_email"], str)
+    assert any(d["notes_count"] for d in full["data"])
+    person_extra = include_enum("v2:persons")
+    persons = get(sb.url, "/api/v2/persons", include_fields=",".join(person_extra)).json()["data"]
+    assert all(isinstance(p["marketing_status"], str) for p in persons)
+    assert all(isinstance(p["doi_status"], str) for p in persons)
+    assert "marketing_status" not in get(sb.url, "/api/v2/persons", limit=1).json()["data"][0]
+    orgs = get(sb.url, "/api/v2/organizations", include_fields="people_count").json()["data"]
+    assert all(isinstance(o["people_count"], int) and "notes_count" not in o for o in orgs)
+    acts = get(sb.url, "/api/v2/activities", include_fields="attendees").json()["data"]
+    assert all(isinstance(a["attendees"], list) and a["attendees"] for a in acts)
+    assert "attendees" not in get(sb.url, "/api/v2/activities", limit=1).json()["data"][0]
+    archived = get(sb.url, "/api/v2/deals/archived", include_fields="files_count").json()["data"]
+    assert archived and all(isinstance(d["files_count"], int) for d in archived)
+    r = get(sb.url, "/api/v2/activities", include_fields="notes_count")
+    assert r.status_code == 400
+
+
+def include_enum(name: str) -> list[str]:
+    """The spec's `include_fields` values of a v2 list (kept in templates.json)."""
+    return TEMPLATES[name]["param_enums"]["include_fields"]
+
+
+def test_goals_of_every_user_need_assignee_type_and_is_active(sb: Sandbox) -> None:
+    def find(**params: Any) -> list[dict[str, Any]]:
+        body = get(sb.url, "/v1/goals/find", **params).json()
+        assert body["success"] is True and "pagination" not in (body.get("additional_data") or {})
+        return body["data"]["goals"]
+
+    me = sb.data.token_user
+    mine = find()
+    assert mine and all(g["assignee"] == {"id": me, "type": "person"} for g in mine)
+    assert all(g["is_active"] for g in mine)  # is_active defaults to true
+    every = set()
+    for kind in ("person", "company", "team"):
+        for active in ("true", "false"):
+            every |= {g["id"] for g in find(**{"assignee.type": kind, "is_active": active})}
+    assert every == sb.truth("goals") and len(every) > len(mine)
+    by_type = set()
+    for name in ("deals_won", "deals_progressed", "activities_completed", "activities_added",
+                 "deals_started"):  # fmt: skip
+        for active in ("true", "false"):
+            by_type |= {g["id"] for g in find(**{"type.name": name, "is_active": active})}
+    assert by_type == every
+    other = sb.data.active_users[3]
+    assert all(g["assignee"]["id"] == other for g in find(**{"assignee.id": other}))
+    r = get(sb.url, "/v1/goals/find", **{"period.start": "2024-01-01"})
+    assert r.status_code == 400
+    r = get(sb.url, "/v1/goals/find", **{"type.name": "nope"})
+    assert r.status_code == 400
+
+
+def test_recents_returns_at_most_one_month(fresh: Sandbox) -> None:
+    now = fresh.engine._now()
+    persons = fresh.data.tables["persons"]
+    persons.upd[0] = now - 40 * 86400  # older than a month: never returned
+    persons.upd[1] = now - 20 * 86400
+    fresh.engine.version += 1
+    touched = fresh.touch("deals", n=2)
+    gone = sorted(fresh.truth("notes", None))[0]
+    fresh.delete("notes", [gone])
+    r = get(fresh.url, "/v1/recents", since_timestamp="2019-01-01 00:00:00")
+    body = r.json()
+    got = {(e["item"], e["id"]) for e in body["data"]}
+    assert ("person", persons.ids[1]) in got and ("person", persons.ids[0]) not in got
+    assert {("deal", d) for d in touched} | {("note", gone)} <= got
+    assert got == fresh.truth("recents", "2019-01-01T00:00:00Z")
+    floor = now - 30 * 86400
+    for e in body["data"]:
+        stamp = e["data"].get("update_time") or e["data"].get("modified")
+        assert parse_time(stamp) >= floor
+    note = next(e["data"] for e in body["data"] if e["item"] == "note")
+    assert note["active_flag"] is False  # deleted records show up, flagged
+    deal = next(e["data"] for e in body["data"] if e["item"] == "deal")
+    assert deal["deleted"] is False and len(deal["update_time"]) == 19
+    assert body["additional_data"]["since_timestamp"] == "2019-01-01 00:00:00"
+    only = get(fresh.url, "/v1/recents", since_timestamp="2019-01-01 00:00:00", items="deal")
+    assert {e["item"] for e in only.json()["data"]} == {"deal"}
+    for bad in ({}, {"since_timestamp": "2024-01-01T00:00:00Z"}, {"since_timestamp": "x"}):
+        assert get(fresh.url, "/v1/recents", **bad).status_code == 400
+    page = get(fresh.url, "/v1/recents", since_timestamp="2019-01-01 00:00:00", limit=1).json()
+    assert page["additional_data"]["pagination"]["more_items_in_collection"] is True
+
+
+def test_deleted_records_per_entity(sb: Sandbox) -> None:
+    for stream, path in (
+        ("persons", "/api/v2/persons"),
+        ("organizations", "/api/v2/organizations"),
+        ("products", "/api/v2/products"),
+        ("activities", "/api/v2/activities"),
+    ):
+        deleted = sb.deleted(stream)
+        assert deleted, stream
+        listed = {x["id"] for x in walk_v2(sb.url, path, limit=500)[0]}
+        assert listed == sb.truth(stream) and not listed & deleted, stream
+    notes = {n["id"] for n in walk_v1(sb.url, "/v1/notes")}
+    assert sb.deleted("notes") and not notes & sb.deleted("notes")
+    deals, _ = walk_v2(sb.url, "/api/v2/deals", status="deleted", limit=500)
+    # (Deleted archived deals would be listed by /deals/archived?status=deleted instead.)
+    archived = {d["id"] for d in walk_v2(sb.url, "/api/v2/deals/archived", status="deleted")[0]}
+    assert {d["id"] for d in deals} == sb.deleted("deals") - archived == sb.truth("deals_deleted")
+    every, _ = walk_v2(sb.url, "/api/v2/deals", status="open,won,lost,deleted", limit=500)
+    assert {d["id"] for d in every} == sb.truth("deals", with_deleted=True)
+    every, _ = walk_v2(sb.url, "/api/v2/deals/archived", status="open,won,lost,deleted")
+    assert {d["id"] for d in every} == sb.truth("archived_deals", with_deleted=True)
+    r = requests.get(sb.url + "/_sandbox/deleted", params={"stream": "files"}, timeout=10)
+    assert r.json()["ids"] == sorted(sb.deleted("files"), key=str)
+
+
+def test_small_v1_tables_and_their_truth(sb: Sandbox) -> None:
+    labels = get(sb.url, "/v1/leadLabels").json()
+    assert "additional_data" not in labels
+    assert {x["id"] for x in labels["data"]} == sb.truth("lead_labels")
+    lead_labels = {i for x in walk_v1(sb.url, "/v1/leads") for i in x["label_ids"]}
+    assert lead_labels and lead_labels <= sb.truth("lead_labels")
+    roles = get(sb.url, "/v1/roles", limit=3).json()
+    # The spec documents no next_start for roles: a client pages with start + limit.
+    assert roles["additional_data"]["pagination"] == {
+        "start": 0,
+        "limit": 3,
+        "more_items_in_collection": True,
+    }
+    assert {x["id"] for x in walk_v1(sb.url, "/v1/roles", limit=3)} == sb.truth("roles")
+    users = get(sb.url, "/v1/users").json()["data"]
+    assert {u["role_id"] for u in users} <= sb.truth("roles")
+    sets = get(sb.url, "/v1/permissionSets").json()["data"]
+    assert {x["id"] for x in sets} == sb.truth("permission_sets")
+    assert all(
+        x["app"] == "sales" for x in get(sb.url, "/v1/permissionSets", app="sales").json()["data"]
+    )
+
+
+def test_projects_and_tasks(sb: Sandbox) -> None:
+    projects, _ = walk_v2(sb.url, "/api/v2/projects", limit=5)
+    assert {p["id"] for p in projects} == sb.truth("projects")
+    assert all(p["status"] != "deleted" and p["archive_time"] is None for p in projects)
+    archived, _ = walk_v2(sb.url, "/api/v2/projects/archived")
+    assert archived and all(p["archive_time"] for p in archived)
+    deleted, _ = walk_v2(sb.url, "/api/v2/projects", status="deleted")
+    assert deleted and all(p["status"] == "deleted" for p in deleted)
+    tasks, _ = walk_v2(sb.url, "/api/v2/tasks", limit=7)
+    assert {x["id"] for x in tasks} == sb.truth("tasks")
+    roots, _ = walk_v2(sb.url, "/api/v2/tasks", parent_task_id="null")
+    assert roots and all(x["parent_task_id"] is None for x in roots) and len(roots) < len(tasks)
+
+
+def test_mailbox_threads_by_folder_and_their_messages(sb: Sandbox) -> None:
+    assert get(sb.url, "/v1/mailbox/mailThreads").status_code == 400
+    assert get(sb.url, "/v1/mailbox/mailThreads", folder="spam").status_code == 400
+    seen: dict[int, dict[str, Any]] = {}
+    for folder in ("inbox", "drafts", "sent", "archive"):
+        rows = walk_v1(sb.url, "/v1/mailbox/mailThreads", limit=4, folder=folder)
+        assert rows, folder
+        stamps = [t["last_message_timestamp"] for t in rows]
+        assert stamps == sorted(stamps, reverse=True)  # newest first
+        assert all(folder in t["folders"] for t in rows)
+        seen.update({t["id"]: t for t in rows})
+    assert set(seen) == sb.truth("mail_threads")
+    body = get(sb.url, "/v1/mailbox/mailThreads", folder="inbox").json()
+    assert "additional_data" not in body  # the spec documents none here
+    messages = set()
+    for tid, thread in seen.items():
+        msgs = get(sb.url, f"/v1/mailbox/mailThreads/{tid}/mailMessages").json()["data"]
+        assert len(msgs) == thread["message_count"]
+        assert all(m["mail_thread_id"] == tid for m in msgs)
+        messages |= {m["id"] for m in msgs}
+    assert messages == sb.truth("mail_messages")
+    assert get(sb.url, "/v1/mailbox/mailThreads/99999/mailMessages").status_code == 404
+
+
+def test_deal_children_truth(sb: Sandbox) -> None:
+    since = "2025-01-01T00:00:00Z"
+    deals = sorted(sb.truth("deals", since))
+    assert deals
+    parts, flow, products = set(), set(), set()
+    for d in deals:
+        rows = walk_v1(sb.url, f"/v1/deals/{d}/participants", limit=2)
+        assert all(p["related_item_id"] == d for p in rows)
+        parts |= {p["id"] for p in rows}
+        entries = walk_v1(sb.url, f"/v1/deals/{d}/flow", all_changes=1)
+        stamps = [e["timestamp"] for e in entries]
+        assert stamps == sorted(stamps, reverse=True)
+        flow |= {(d, e["object"], e["data"]["id"]) for e in entries}
+    for k in range(0, len(deals), 100):
+        chunk = ",".join(map(str, deals[k : k + 100]))
+        products |= {p["id"] for p in walk_v2(sb.url, "/api/v2/deals/products", deal_ids=chunk)[0]}
+    assert parts == sb.truth("deal_participants", since)
+    assert flow == sb.truth("deal_flow", since)
+    assert products == sb.truth("deal_products", since)
+    assert {o for _, o, _ in flow} >= {"dealChange", "note", "activity"}
+    # Custom-field changes only with all_changes=1; `items` filters by kind.
+    d = deals[0]
+    every = walk_v1(sb.url, f"/v1/deals/{d}/flow", all_changes=1)
+    some = walk_v1(sb.url, f"/v1/deals/{d}/flow")
+    assert all(len(e["data"].get("field_key") or "") != 40 for e in some)
+    assert len(some) <= len(every)
+    notes = walk_v1(sb.url, f"/v1/deals/{d}/flow", items="note")
+    assert all(e["object"] == "note" for e in notes)
+    assert get(sb.url, "/v1/deals/0/flow").status_code == 404
+    body = get(sb.url, f"/v1/deals/{d}/participants").json()
+    assert "next_start" not in body["additional_data"]["pagination"]
+    assert body["related_objects"]["person"]
+
+
+def test_touch_reaches_deal_children_and_new_tables(fresh: Sandbox) -> None:
+    seeded = datetime.fromtimestamp(fresh.data.max_seeded + 1, tz=timezone.utc)
+    touched = fresh.touch("deals", n=2)
+    flow = fresh.truth("deal_flow", seeded)
+    assert {d for d, _, _ in flow} == set(touched)
+    assert any(o == "dealChange" and i >= 1_000_000_000 for _, o, i in flow)
+    for d in touched:
+        newest = get(fresh.url, f"/v1/deals/{d}/flow", limit=1).json()["data"][0]
+        assert newest["data"]["field_key"] == "title" and "(rev 1)" in newest["data"]["new_value"]
+    for stream in ("files", "mail_threads", "projects", "tasks"):
+        ids = fresh.touch(stream, n=1)
+        assert fresh.truth(stream, seeded, incremental=True) == set(ids), stream
+    assert fresh.truth("files", seeded) == fresh.truth("files", seeded, incremental=True)
+    assert fresh.truth("tasks", seeded) == fresh.truth("tasks")  # read whole by default
+    msgs = fresh.truth("mail_messages", seeded, incremental=True)
+    assert msgs and len(msgs) < len(fresh.truth("mail_messages", seeded))
+
+
+def test_every_custom_field_type_on_deals(sb: Sandbox) -> None:
+    # The 16 types POST /api/v2/dealFields accepts: every type a custom field can have.
+    creatable = {
+        "varchar", "text", "double", "phone", "date", "daterange", "time", "timerange",
+        "set", "enum", "varchar_auto", "address", "monetary", "org", "people", "user",
+    }  # fmt: skip
+    for path, want in (
+        ("/v1/dealFields", creatable),
+        ("/v1/personFields", 12),
+        ("/v1/organizationFields", 12),
+        ("/v1/productFields", 8),
+        ("/v1/activityFields", 5),
+    ):
+        rows = walk_v1(sb.url, path)
+        types = {f["field_type"] for f in rows if f["edit_flag"]}
+        assert types == want if isinstance(want, set) else len(types) >= want, (path, types)

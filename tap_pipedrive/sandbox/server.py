@@ -3,6 +3,45 @@
 Standard library only, so the sandbox runs anywhere the tap's tests, demo and benchmark do.
 Behaviour (paths, parameters, paging, envelopes, timestamp formats) follows Pipedrive's
 official OpenAPI specs; see FACTS in the project brief for the points that are not in them.
+
+Endpoints beyond the core lists (all GET; each as its spec documents it):
+
+- v2 ``/deals``, ``/deals/archived``, ``/persons``, ``/organizations``, ``/activities``:
+  ``include_fields`` (checked against the spec's list) adds the optional fields; they are
+  absent otherwise. ``ids`` <= 100, ``custom_fields`` <= 15 keys, else 400.
+- v2 ``/deals/products?deal_ids=`` (required, <= 100 ids, comma list or repeated key) and
+  ``/deals/{id}/products``: cursor paging, ``sort_by`` id|deal_id|add_time|update_time|order_nr.
+- v2 ``/projects`` (``status`` incl. deleted, ``phase_id``, ``deal_id``, ``person_id``,
+  ``org_id``), ``/projects/archived``, ``/tasks`` (``is_done``, ``is_milestone``,
+  ``assignee_id``, ``project_id``, ``parent_task_id`` incl. ``null``): cursor paging by id;
+  the spec gives them no sort and no ``updated_since``.
+- v1 ``/files`` (offset, limit capped at 100, ``sort`` id|update_time; deleted files only
+  with the legacy ``include_deleted_files=1``), ``/leadLabels`` and ``/permissionSets``
+  (``app``) unpaged, ``/roles`` (offset; no ``next_start``, as in the spec).
+- v1 ``/goals/find``: ``data.goals``, unpaged; only the token user's goals unless one of the
+  parameters the spec marks "everyone's goals will be returned" (or ``assignee.id``) is
+  given; ``is_active`` defaults to true. All goals: ``assignee.type`` in person, company,
+  team, each with ``is_active=true`` and ``is_active=false``.
+- v1 ``/callLogs``: the token user's call logs only (no user parameter), limit capped at 50.
+- v1 ``/deals/{id}/participants`` and ``/deals/{id}/flow``: offset paging (the spec's flow
+  takes start/limit, not a cursor), no ``next_start``; flow newest first, custom-field
+  changes only with ``all_changes=1``, ``items`` filter.
+- v1 ``/mailbox/mailThreads?folder=`` (required: inbox, drafts, sent, archive; a thread can
+  be in inbox and sent): offset paging, newest first, no ``additional_data`` (the spec
+  documents none: page until a short page); ``/mailbox/mailThreads/{id}/mailMessages``.
+- v1 ``/recents?since_timestamp=YYYY-MM-DD HH:MM:SS`` (required, that format): ``items``,
+  offset paging, oldest first, at most one month back from "now"; deleted rows included.
+
+``Sandbox.truth(stream, since)``: ids a correct sync from ``since`` yields. ``since``
+filters by update time where the API can (``updated_since``) and, by default, where the
+tap filters itself: users and files (``incremental=`` overrides). Projects, tasks, mail
+threads and messages, and reference tables (lead labels, roles, permission sets, goals,
+call logs, field definitions) are whole. Deal children (deal_products, deal_participants,
+deal_flow) are those of the deals ``truth("deals", since)`` returns (not deleted, not
+archived); mail_messages those of the threads ``truth("mail_threads", since)`` returns;
+deal_flow keys are (deal_id, object, data.id) with custom-field changes included (as with
+all_changes=1); recents keys are (item, id). ``Sandbox.deleted(stream)``
+lists soft-deleted ids.
 """
 
 from __future__ import annotations
@@ -22,7 +61,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .data import ARCHIVED, DELETED, STATUSES, Dataset, day
+from .data import (
+    ARCHIVED,
+    DELETED,
+    MAIL_FOLDERS,
+    PERMISSION_SETS,
+    PROJECT_STATUSES,
+    STATUS_SHIFT,
+    STATUSES,
+    TEMPLATES,
+    Dataset,
+    day,
+    v1_ts,
+)
 
 ERROR_INFO = "Please check developers.pipedrive.com"
 BURST_WINDOW_S = 2.0
@@ -30,6 +81,15 @@ DEFAULT_BURST_HEADER_LIMIT = 40
 SERVER_ERROR_CYCLE = (500, 502, 503, 520, 524)
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
+FILES_MAX_LIMIT = 100  # /v1/files: "a maximum value of 100 is allowed"
+CALL_LOGS_MAX_LIMIT = 50  # /v1/callLogs: "The upper limit is 50"
+DEAL_IDS_MAX = 100  # /api/v2/deals/products: "A maximum of 100 deal IDs"
+V2_IDS_MAX = 100  # v2 lists' `ids`: "up to 100 entity ids"
+V2_CUSTOM_FIELDS_MAX = 15  # v2 lists' `custom_fields`: "A maximum of 15 keys is allowed"
+# /v1/recents returns at most one month of history (Pipedrive, since 2024-12-01), counted
+# back from the sandbox's "now" (wall clock, or just past the newest seeded record).
+RECENTS_WINDOW_S = 30 * 86400
+_V1_TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 
 
 @dataclasses.dataclass
@@ -97,8 +157,10 @@ class ListSpec:
     updated_since: bool = True
     updated_until: bool = True
     filters: tuple[str, ...] = ()
-    view: str = "default"  # default | archived  (deals, leads)
+    view: str = "default"  # default | archived  (deals, leads, projects)
     since_kind: str = "rfc3339"
+    max_limit: int = MAX_LIMIT  # per-endpoint page cap (files 100)
+    next_start: bool = True  # v1: the spec documents `pagination.next_start`
 
 
 V2_LISTS: dict[str, ListSpec] = {
@@ -111,7 +173,7 @@ V2_LISTS: dict[str, ListSpec] = {
         filters=("owner_id", "person_id", "org_id", "pipeline_id", "stage_id"),
         view="archived",
     ),
-    "persons": ListSpec("persons", "v2", filters=("owner_id", "org_id")),
+    "persons": ListSpec("persons", "v2", filters=("owner_id", "org_id", "deal_id")),
     "organizations": ListSpec("organizations", "v2", filters=("owner_id",)),
     "activities": ListSpec(
         "activities",
@@ -128,6 +190,32 @@ V2_LISTS: dict[str, ListSpec] = {
         filters=("owner_id",),
     ),
     "pipelines": ListSpec("pipelines", "v2", updated_since=False, updated_until=False),
+    # Projects and tasks take no sort_by and no updated_since (spec): always by id.
+    "projects": ListSpec(
+        "projects",
+        "v2",
+        sorts=(),
+        updated_since=False,
+        updated_until=False,
+        filters=("phase_id", "deal_id", "person_id", "org_id"),
+    ),
+    "projects/archived": ListSpec(
+        "projects",
+        "v2",
+        sorts=(),
+        updated_since=False,
+        updated_until=False,
+        filters=("phase_id",),
+        view="archived",
+    ),
+    "tasks": ListSpec(
+        "tasks",
+        "v2",
+        sorts=(),
+        updated_since=False,
+        updated_until=False,
+        filters=("is_done", "is_milestone", "assignee_id", "project_id", "parent_task_id"),
+    ),
     "stages": ListSpec(
         "stages",
         "v2",
@@ -193,6 +281,23 @@ V1_LISTS: dict[str, ListSpec] = {
         view="archived",
     ),
     "users": ListSpec("users", "v1raw", updated_since=False, updated_until=False),
+    # Files: sort by id or update_time, at most 100 a page, no update-time filter.
+    "files": ListSpec(
+        "files",
+        "v1",
+        sorts=("id", "update_time"),
+        updated_since=False,
+        updated_until=False,
+        max_limit=FILES_MAX_LIMIT,
+    ),
+    "leadLabels": ListSpec("leadLabels", "v1raw", updated_since=False, updated_until=False),
+    # Roles: offset paging; neither the schema nor the example shows `next_start`.
+    "roles": ListSpec(
+        "roles", "v1", sorts=("id",), updated_since=False, updated_until=False, next_start=False
+    ),
+    "permissionSets": ListSpec(
+        "permissionSets", "v1raw", updated_since=False, updated_until=False, filters=("app",)
+    ),
     "activityTypes": ListSpec("activityTypes", "v1raw", updated_since=False, updated_until=False),
     "currencies": ListSpec("currencies", "v1raw", updated_since=False, updated_until=False),
     "filters": ListSpec(
@@ -236,6 +341,14 @@ TRUTH_STREAMS: dict[str, tuple[str, str]] = {
     "leadsarchived": ("leads/archived", "v1"),
     "archivedleads": ("leads/archived", "v1"),
     "users": ("users", "v1"),
+    "files": ("files", "v1"),
+    "leadlabels": ("leadLabels", "v1"),
+    "roles": ("roles", "v1"),
+    "permissionsets": ("permissionSets", "v1"),
+    "projects": ("projects", "v2"),
+    "archivedprojects": ("projects/archived", "v2"),
+    "projectsarchived": ("projects/archived", "v2"),
+    "tasks": ("tasks", "v2"),
     "activitytypes": ("activityTypes", "v1"),
     "currencies": ("currencies", "v1"),
     "filters": ("filters", "v1"),
@@ -255,6 +368,39 @@ TOUCH_TABLES = {
     "activitytypes": "activityTypes",
     "currencies": "currencies",
     "filters": "filters",
+    "files": "files",
+    "mailthreads": "mailThreads",
+    "projects": "projects",
+    "tasks": "tasks",
+    "leadlabels": "leadLabels",
+}
+# Streams whose truth is filtered by `since` by default although the API has no
+# update-time filter: the tap filters them itself (users on `modified`; files on
+# update_time, read newest first down to the bookmark). Everything else without a
+# server-side filter (projects, tasks, mail threads, reference tables) is read whole.
+CLIENT_FILTERED = {"users", "files"}
+# Names of the derived streams truth() knows, normalised.
+DERIVED_TRUTH = {
+    "goals",
+    "calllogs",
+    "dealproducts",
+    "dealparticipants",
+    "dealflow",
+    "mailthreads",
+    "mailmessages",
+    "recents",
+}
+DELETED_TABLES = {
+    "deals": "deals",
+    "persons": "persons",
+    "organizations": "organizations",
+    "products": "products",
+    "activities": "activities",
+    "notes": "notes",
+    "files": "files",
+    "mailthreads": "mailThreads",
+    "projects": "projects",
+    "users": "users",
 }
 
 
@@ -278,10 +424,10 @@ def _decode_cursor(cursor: str) -> dict[str, Any]:
         raise ApiError(400, "Invalid cursor") from exc
 
 
-def _limit(params: dict[str, str]) -> int:
+def _limit(params: dict[str, str], default: int = DEFAULT_LIMIT) -> int:
     raw = params.get("limit")
     if raw in (None, ""):
-        return DEFAULT_LIMIT
+        return default
     try:
         n = int(raw)
     except ValueError as exc:
@@ -311,8 +457,8 @@ class Engine:
     def _visible(self, spec: ListSpec, endpoint: str, i: int) -> bool:
         t = self.data.tables[spec.table]
         f = t.flags[i]
-        if endpoint == "deals/deleted":
-            return bool(f & DELETED)
+        if endpoint == "deals/deleted":  # what /deals?status=deleted lists
+            return bool(f & DELETED) and not f & ARCHIVED
         if spec.table in ("users",):
             return True  # deactivated users are still listed
         if spec.view == "archived":
@@ -372,23 +518,41 @@ class Engine:
         wanted = {f: params[f] for f in spec.filters if params.get(f) not in (None, "")}
         ids_param = params.get("ids")
         id_set = {x.strip() for x in ids_param.split(",") if x.strip()} if ids_param else None
+        if spec.table == "persons" and "deal_id" in wanted:
+            # "persons linked to the specified deal": the deal's participants.
+            di = self._int_param("deal_id", wanted.pop("deal_id")) - 1
+            linked = (
+                {str(p) for _, p in self.data.participant_persons(di)}
+                if 0 <= di < len(self.data.tables["deals"])
+                else set()
+            )
+            id_set = linked if id_set is None else id_set & linked
         status_set = None
-        if spec.table == "deals" and params.get("status"):
+        names: tuple[str, ...] = ()
+        if spec.table in ("deals", "projects") and params.get("status"):
+            names = STATUSES if spec.table == "deals" else PROJECT_STATUSES
             status_set = {s.strip() for s in params["status"].split(",") if s.strip()}
-            bad = status_set - {*STATUSES, "deleted"}
+            bad = status_set - {*names, "deleted"}
             if bad:
                 raise ApiError(400, f"Validation failed: status: invalid value {sorted(bad)}")
+        with_deleted = spec.table == "files" and params.get("include_deleted_files") in (
+            "1",
+            "true",
+        )
         out_idx = []
         for i in range(len(t)):
-            if spec.table == "deals" and endpoint != "deals/deleted":
+            if spec.table in ("deals", "projects") and endpoint != "deals/deleted":
                 f = t.flags[i]
                 if bool(f & ARCHIVED) != (spec.view == "archived"):
                     continue
                 if status_set is not None:
-                    if t.status(i) not in status_set:
+                    st = "deleted" if f & DELETED else names[(f >> STATUS_SHIFT) & 3]
+                    if st not in status_set:
                         continue
                 elif f & DELETED:
                     continue
+            elif with_deleted:
+                pass
             elif not self._visible(spec, endpoint, i):
                 continue
             if since is not None and t.upd[i] < since:
@@ -417,10 +581,20 @@ class Engine:
             links = {"pipeline_id": i // 5 + 1}
         elif spec.table == "filters":
             links = {"type": self.data.render("filters", i, "v1")["type"]}
+        elif spec.table == "permissionSets":
+            links = {"app": PERMISSION_SETS[i][1]}
         else:
             links = self.data.links(spec.table, i)
         for k, v in wanted.items():
             have = links.get(k)
+            if v.lower() == "null":
+                if have is not None:
+                    return False
+                continue
+            if isinstance(have, list):  # projects' deal_ids, tasks' assignee_ids, ...
+                if v not in {str(x) for x in have}:
+                    return False
+                continue
             if isinstance(have, bool):
                 have = "true" if have else "false"
                 v = {"1": "true", "0": "false"}.get(v.lower(), v.lower())
@@ -434,20 +608,53 @@ class Engine:
         spec = V2_LISTS[endpoint]
         sort_by = params.get("sort_by") or "id"
         direction = (params.get("sort_direction") or "asc").lower()
-        if sort_by not in spec.sorts:
+        if not spec.sorts:  # no sort parameters in the spec: they are ignored
+            sort_by, direction = "id", "asc"
+        elif sort_by not in spec.sorts:
             raise ApiError(
                 400, f"Validation failed: sort_by: must be one of {', '.join(spec.sorts)}"
             )
         if direction not in ("asc", "desc"):
             raise ApiError(400, "Validation failed: sort_direction: must be one of asc, desc")
         limit = _limit(params)
+        include = self._include_fields(endpoint, params)
+        for name, cap in (("ids", V2_IDS_MAX), ("custom_fields", V2_CUSTOM_FIELDS_MAX)):
+            if len([x for x in params.get(name, "").split(",") if x.strip()]) > cap:
+                raise ApiError(400, f"Validation failed: {name}: must contain at most {cap} items")
         filt = {
             k: v
             for k, v in params.items()
-            if k not in ("cursor", "limit", "sort_by", "sort_direction")
+            if k
+            not in (
+                "cursor",
+                "limit",
+                "sort_by",
+                "sort_direction",
+                "include_fields",
+                "include_option_labels",
+                "include_labels",
+                "custom_fields",
+            )
         }
         # Rows come ascending by (key, id); desc pages walk them backwards (ties by id desc).
         rows = self.select(endpoint, spec, filt, [(sort_by, False)])
+        page_rows, nxt = self._cursor_page(rows, sort_by, direction, limit, params)
+        opts = {
+            "include_option_labels": params.get("include_option_labels", "").lower() == "true",
+            "include_fields": include,
+        }
+        data = [self._v2_record(spec, r[2], opts, params) for r in page_rows]
+        return {"success": True, "data": data, "additional_data": {"next_cursor": nxt}}, bool(data)
+
+    @staticmethod
+    def _cursor_page(
+        rows: list[tuple[Any, Any, Any]],
+        sort_by: str,
+        direction: str,
+        limit: int,
+        params: dict[str, str],
+    ) -> tuple[list[tuple[Any, Any, Any]], str | None]:
+        """One page of rows sorted ascending by (key, id), and the next cursor."""
         desc = direction == "desc"
         if params.get("cursor"):
             c = _decode_cursor(params["cursor"])
@@ -469,18 +676,38 @@ class Engine:
         else:
             page_rows = rows[pos : pos + limit]
             more = pos + limit < len(rows)
-        opts = {
-            "include_option_labels": params.get("include_option_labels", "").lower() == "true",
-            "include_fields": params.get("include_fields", ""),
-        }
-        data = [self._v2_record(spec, r[2], opts, params) for r in page_rows]
         nxt = None
         if more and page_rows:
             last = page_rows[-1]
             nxt = _encode_cursor(
                 {"field": sort_by, "fieldValue": last[0], "sortDirection": direction, "id": last[1]}
             )
-        return {"success": True, "data": data, "additional_data": {"next_cursor": nxt}}, bool(data)
+        return page_rows, nxt
+
+    @staticmethod
+    def _include_fields(endpoint: str, params: dict[str, str]) -> tuple[str, ...]:
+        """`include_fields` checked against the spec's list for the endpoint."""
+        raw = params.get("include_fields") or ""
+        wanted = tuple(dict.fromkeys(x.strip() for x in raw.split(",") if x.strip()))
+        if not wanted:
+            return ()
+        tpl = TEMPLATES.get("v2:" + endpoint.replace("/", "_")) or {}
+        allowed = tpl.get("param_enums", {}).get("include_fields") or []
+        bad = [x for x in wanted if x not in allowed]
+        if bad:
+            raise ApiError(
+                400,
+                f"Validation failed: include_fields: invalid value(s) {bad}; "
+                f"allowed: {', '.join(allowed) or 'none'}",
+            )
+        return wanted
+
+    @staticmethod
+    def _int_param(name: str, raw: Any) -> int:
+        try:
+            return int(str(raw).strip())
+        except ValueError as exc:
+            raise ApiError(400, f"Validation failed: {name}: must be integer") from exc
 
     def _v2_record(
         self, spec: ListSpec, i: int, opts: dict[str, Any], params: dict[str, str]
@@ -500,7 +727,7 @@ class Engine:
         if spec.api == "v1raw":
             data = [self.data.render(spec.table, r[2], "v1") for r in rows]
             return {"success": True, "data": data}, bool(data)
-        start, limit = self._start(params), _limit(params)
+        start, limit = self._start(params), min(_limit(params), spec.max_limit)
         page = rows[start : start + limit]
         more = start + limit < len(rows)
         data = [self.data.render(spec.table, r[2], "v1") for r in page]
@@ -513,11 +740,15 @@ class Engine:
                 "more_items_in_collection": more,
             }
         else:
-            pag: dict[str, Any] = {"start": start, "limit": limit, "more_items_in_collection": more}
-            if more:
-                pag["next_start"] = start + limit
-            addl = {"pagination": pag}
+            addl = {"pagination": self._pagination(start, limit, more, spec.next_start)}
         return {"success": True, "data": data or None, "additional_data": addl}, bool(data)
+
+    @staticmethod
+    def _pagination(start: int, limit: int, more: bool, next_start: bool = True) -> dict[str, Any]:
+        pag: dict[str, Any] = {"start": start, "limit": limit, "more_items_in_collection": more}
+        if more and next_start:
+            pag["next_start"] = start + limit
+        return pag
 
     @staticmethod
     def _start(params: dict[str, str]) -> int:
@@ -577,12 +808,356 @@ class Engine:
         nxt = _encode_cursor({"offset": pos + limit}) if pos + limit < len(rows) else None
         return {"success": True, "data": page, "additional_data": {"next_cursor": nxt}}, bool(page)
 
+    # ------------------------------------------------------------- second-batch endpoints
+
+    def _offset_page(
+        self, rows: list[Any], params: dict[str, str], max_limit: int = MAX_LIMIT
+    ) -> tuple[list[Any], int, int, bool]:
+        start = self._start(params)
+        limit = min(_limit(params, default=min(DEFAULT_LIMIT, max_limit)), max_limit)
+        return rows[start : start + limit], start, limit, start + limit < len(rows)
+
+    def _deal_index(self, raw: str) -> int:
+        did = self._int_param("id", raw)
+        t = self.data.tables["deals"]
+        if not 1 <= did <= len(t):
+            raise ApiError(404, "Deal not found")
+        return did - 1
+
+    def goals(self, params: dict[str, str]) -> tuple[dict[str, Any], bool]:
+        """/v1/goals/find: only the token user's goals unless a parameter that the spec
+        marks "everyone's goals will be returned" (or assignee.id) is given; `is_active`
+        defaults to true, so inactive goals need is_active=false."""
+        enums = TEMPLATES["v1:goals"]["param_enums"]
+        for name, allowed in enums.items():
+            if params.get(name) not in (None, "") and params[name] not in allowed:
+                raise ApiError(400, f"Validation failed: {name}: must be one of {allowed}")
+        if ("period.start" in params) != ("period.end" in params):
+            raise ApiError(400, "Validation failed: period.start and period.end go together")
+        active_raw = (params.get("is_active") or "true").lower()
+        if active_raw not in ("true", "false", "1", "0"):
+            raise ApiError(400, "Validation failed: is_active: must be boolean")
+        active = active_raw in ("true", "1")
+        everyone = {
+            "type.name",
+            "assignee.id",
+            "assignee.type",
+            "expected_outcome.target",
+            "expected_outcome.tracking_metric",
+            "expected_outcome.currency_id",
+            "type.params.pipeline_id",
+            "type.params.stage_id",
+            "type.params.activity_type_id",
+        }
+        rows = [g for g in self.data.goals if g["is_active"] == active]
+        if not everyone & set(params):
+            me = self.data.token_user
+            rows = [g for g in rows if g["assignee"] == {"id": me, "type": "person"}]
+        for key, want in params.items():
+            if key in ("is_active", "period.start", "period.end") or want == "":
+                continue
+            rows = [g for g in rows if self._goal_match(g, key, want)]
+        if "period.start" in params:
+            try:
+                lo, hi = (
+                    day(parse_time(params["period.start"])),
+                    day(parse_time(params["period.end"])),
+                )
+            except ValueError as exc:
+                raise ApiError(400, f"Validation failed: {exc}") from exc
+            rows = [g for g in rows if g["duration"]["start"] <= hi and g["duration"]["end"] >= lo]
+        body = {
+            "success": True,
+            "statusCode": 20000,
+            "statusText": "OK",
+            "service": "statistics-goals-api",
+            "data": {"goals": rows},
+        }
+        return body, bool(rows)
+
+    @staticmethod
+    def _goal_match(goal: dict[str, Any], key: str, want: str) -> bool:
+        cur: Any = goal
+        for part in key.split("."):
+            if not isinstance(cur, dict) or part not in cur:
+                return False  # unknown search field: nothing matches
+            cur = cur[part]
+        wants = {w.strip() for w in want.split(",")}
+        if isinstance(cur, list):
+            return bool(wants & {str(x) for x in cur})
+        if cur is None:
+            return "null" in wants
+        return str(cur) in wants or (isinstance(cur, bool) and str(cur).lower() in wants)
+
+    def call_logs(self, params: dict[str, str]) -> tuple[dict[str, Any], bool]:
+        """/v1/callLogs: the token user's call logs (the API has no user filter), oldest
+        first; at most 50 a page."""
+        data = self.data
+        t = data.tables["callLogs"]
+        key = ("callLogs", self.version)
+        with self.lock:
+            rows = self._cache.get(key)
+            if rows is None:
+                mine = [i for i in range(len(t)) if data.call_user[i] == data.token_user]
+                rows = sorted(mine, key=lambda i: (t.add[i], t.ids[i]))
+                self._cache[key] = rows
+        page, start, limit, more = self._offset_page(rows, params, CALL_LOGS_MAX_LIMIT)
+        recs = [data.render("callLogs", i, "v1") for i in page]
+        addl = {"pagination": self._pagination(start, limit, more)}
+        return {"success": True, "data": recs or None, "additional_data": addl}, bool(recs)
+
+    def _related(
+        self, users: set[int], persons: set[int], orgs: set[int], deals: set[int]
+    ) -> dict[str, Any]:
+        data = self.data
+        out: dict[str, Any] = {}
+        if users:
+            out["user"] = {str(u): data.user_ref(u) for u in sorted(users)}
+        if persons:
+            out["person"] = {}
+            for p in sorted(persons):
+                rec = data.render("persons", p - 1, "v2")
+                out["person"][str(p)] = {
+                    "active_flag": not rec["is_deleted"],
+                    "id": p,
+                    "name": rec["name"],
+                    "email": rec["emails"],
+                    "phone": rec["phones"],
+                    "owner_id": rec["owner_id"],
+                }
+        if orgs:
+            out["organization"] = {
+                str(o): {**data._ref_v1("org", o), "id": o} for o in sorted(orgs)
+            }
+        if deals:
+            out["deal"] = {}
+            for d in sorted(deals):
+                rec = data.render("deals", d - 1, "v2")
+                out["deal"][str(d)] = {
+                    k: rec[k]
+                    for k in (
+                        "id",
+                        "title",
+                        "status",
+                        "value",
+                        "currency",
+                        "stage_id",
+                        "pipeline_id",
+                    )
+                }
+        return out
+
+    def deal_participants(self, deal: str, params: dict[str, str]) -> tuple[dict[str, Any], bool]:
+        di = self._deal_index(deal)
+        with self.lock:
+            rows = self.data.deal_participants(di)
+        page, start, limit, more = self._offset_page(rows, params)
+        persons = {r["person"]["id"] for r in page}
+        users = {r["added_by_user_id"]["id"] for r in page} | {
+            r["person"]["owner_id"]["value"] for r in page
+        }
+        orgs = {r["person"]["org_id"]["value"] for r in page if r["person"]["org_id"]}
+        body = {
+            "success": True,
+            "data": page or None,
+            "additional_data": {"pagination": self._pagination(start, limit, more, False)},
+            "related_objects": self._related(users, persons, orgs, set()),
+        }
+        return body, bool(page)
+
+    FLOW_ITEMS = {
+        "call",
+        "activity",
+        "plannedActivity",
+        "change",
+        "note",
+        "deal",
+        "file",
+        "dealChange",
+        "personChange",
+        "organizationChange",
+        "follower",
+        "dealFollower",
+        "personFollower",
+        "organizationFollower",
+        "participant",
+        "comment",
+        "mailMessage",
+        "mailMessageWithAttachment",
+        "invoice",
+        "document",
+        "marketing_campaign_stat",
+        "marketing_status_change",
+    }
+
+    def deal_flow(self, deal: str, params: dict[str, str]) -> tuple[dict[str, Any], bool]:
+        """/v1/deals/{id}/flow: newest first, offset paging (the spec has start/limit, not a
+        cursor); custom-field changes only with all_changes=1; `items` filters by kind."""
+        di = self._deal_index(deal)
+        all_changes = params.get("all_changes") in ("1", "true")
+        kinds = {x.strip() for x in (params.get("items") or "").split(",") if x.strip()}
+        if kinds - self.FLOW_ITEMS:
+            raise ApiError(
+                400, f"Validation failed: items: invalid {sorted(kinds - self.FLOW_ITEMS)}"
+            )
+        with self.lock:
+            rows = self.data.deal_flow(di)
+        rows = [
+            e
+            for e in rows
+            if (all_changes or not e["_custom"]) and (not kinds or kinds & set(e["_kind"]))
+        ]
+        page, start, limit, more = self._offset_page(rows, params)
+        data = [{k: v for k, v in e.items() if not k.startswith("_")} for e in page]
+        users, persons, orgs = set(), set(), set()
+        for e in data:
+            d = e["data"]
+            users.add(d.get("user_id"))
+            if d.get("person_id"):
+                persons.add(d["person_id"])
+            if d.get("org_id"):
+                orgs.add(d["org_id"])
+        body = {
+            "success": True,
+            "data": data or None,
+            "additional_data": {"pagination": self._pagination(start, limit, more, False)},
+            "related_objects": self._related(
+                {u for u in users if u}, persons, orgs, {di + 1} if data else set()
+            ),
+        }
+        return body, bool(data)
+
+    def mail_threads(self, params: dict[str, str]) -> tuple[dict[str, Any], bool]:
+        """/v1/mailbox/mailThreads?folder=: a thread can sit in several folders (inbox and
+        sent); newest message first. The spec documents no additional_data here: a client
+        pages until a page comes back short."""
+        folder = params.get("folder")
+        if not folder:
+            raise ApiError(400, "Validation failed: folder: is required")
+        if folder not in MAIL_FOLDERS:
+            raise ApiError(
+                400, "Validation failed: folder: must be one of inbox, drafts, sent, archive"
+            )
+        t = self.data.tables["mailThreads"]
+        key = ("mailThreads", folder, self.version)
+        with self.lock:
+            rows = self._cache.get(key)
+            if rows is None:
+                rows = [
+                    i
+                    for i in range(len(t))
+                    if not t.flags[i] & DELETED
+                    and folder in self.data.links("mailThreads", i)["folders"]
+                ]
+                rows.sort(key=lambda i: (t.upd[i], t.ids[i]), reverse=True)
+                self._cache[key] = rows
+        page, _, _, _ = self._offset_page(rows, params)
+        recs = [self.data.render("mailThreads", i, "v1") for i in page]
+        return {"success": True, "data": recs or None}, bool(recs)
+
+    def mail_messages(self, thread: str, params: dict[str, str]) -> tuple[dict[str, Any], bool]:
+        tid = self._int_param("id", thread)
+        t = self.data.tables["mailThreads"]
+        i = t.idx(tid)
+        if i is None or t.flags[i] & DELETED:
+            raise ApiError(404, "Mail thread not found")
+        with self.lock:
+            recs = self.data.mail_messages(i)
+        return {"success": True, "data": recs}, bool(recs)
+
+    def recents(self, params: dict[str, str]) -> tuple[dict[str, Any], bool]:
+        """/v1/recents: changes since `since_timestamp` (UTC 'YYYY-MM-DD HH:MM:SS'), but
+        never more than one month back from now; deleted records included (v1 shapes
+        with active_flag false / deleted true); oldest first."""
+        ts = params.get("since_timestamp")
+        if not ts:
+            raise ApiError(400, "Validation failed: since_timestamp: is required")
+        if not _V1_TS_RE.match(ts):
+            raise ApiError(400, "Validation failed: since_timestamp: format YYYY-MM-DD HH:MM:SS")
+        allowed = TEMPLATES["v1:recents"]["param_enums"]["items"]
+        items = [x.strip() for x in (params.get("items") or "").split(",") if x.strip()]
+        bad = [x for x in items if x not in allowed]
+        if bad:
+            raise ApiError(400, f"Validation failed: items: invalid value(s) {bad}")
+        with self.lock:
+            rows = self.recent_rows(parse_time(ts), items or allowed)
+            page, start, limit, more = self._offset_page(rows, params)
+            data = [
+                {"item": item, "id": rid, "data": self.data.recent_data(item, i)}
+                for _, _, rid, item, i in page
+            ]
+        addl = {
+            "since_timestamp": ts,
+            "last_timestamp_on_page": v1_ts(page[-1][0]) if page else None,
+            "pagination": self._pagination(start, limit, more, False),
+        }
+        return {"success": True, "data": data or None, "additional_data": addl}, bool(data)
+
+    def recent_rows(self, since: float, items: list[str]) -> list[tuple[int, int, Any, str, int]]:
+        """(update time, item order, id, item, index) of every record /v1/recents shows."""
+        floor = max(since, self._now() - RECENTS_WINDOW_S)
+        order = list(self.data.RECENT_ITEMS)
+        rows = []
+        for item in items:
+            t = self.data.tables[self.data.RECENT_ITEMS[item]]
+            k = order.index(item)
+            rows += [(u, k, t.ids[i], item, i) for i, u in enumerate(t.upd) if u >= floor]
+        rows.sort(key=lambda r: (r[0], r[1], r[2]))
+        return rows
+
+    DEAL_PRODUCT_SORTS = ("id", "deal_id", "add_time", "update_time", "order_nr")
+
+    def deal_products(
+        self, params: dict[str, str], deal: str | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """/api/v2/deals/products?deal_ids= (at most 100) and /api/v2/deals/{id}/products."""
+        if deal is None:
+            raw = params.get("deal_ids") or params.get("deal_ids[]") or ""
+            parts = [x.strip() for x in raw.split(",") if x.strip()]
+            if not parts:
+                raise ApiError(400, "Validation failed: deal_ids: is required")
+            if len(parts) > DEAL_IDS_MAX:
+                raise ApiError(
+                    400, f"Validation failed: deal_ids: must contain at most {DEAL_IDS_MAX} items"
+                )
+            dids = sorted({self._int_param("deal_ids", x) for x in parts})
+            sorts = self.DEAL_PRODUCT_SORTS
+        else:
+            dids = [self._deal_index(deal) + 1]
+            sorts = tuple(x for x in self.DEAL_PRODUCT_SORTS if x != "deal_id")
+        sort_by = params.get("sort_by") or "id"
+        direction = (params.get("sort_direction") or "asc").lower()
+        if sort_by not in sorts:
+            raise ApiError(400, f"Validation failed: sort_by: must be one of {', '.join(sorts)}")
+        if direction not in ("asc", "desc"):
+            raise ApiError(400, "Validation failed: sort_direction: must be one of asc, desc")
+        limit = _limit(params)
+        t = self.data.tables["deals"]
+        recs = []
+        with self.lock:
+            for did in dids:
+                if 1 <= did <= len(t) and not t.flags[did - 1] & DELETED:
+                    recs += self.data.deal_products(did - 1)
+        rows = sorted(((r[sort_by], r["id"], r) for r in recs), key=lambda x: (x[0], x[1]))
+        page_rows, nxt = self._cursor_page(rows, sort_by, direction, limit, params)
+        data = [r[2] for r in page_rows]
+        return {"success": True, "data": data, "additional_data": {"next_cursor": nxt}}, bool(data)
+
     # ------------------------------------------------------------- truth and mutation
 
-    def truth(self, stream: str, since: Any = None) -> set[Any]:
+    def truth(
+        self,
+        stream: str,
+        since: Any = None,
+        incremental: bool | None = None,
+        with_deleted: bool = False,
+    ) -> set[Any]:
         norm = _norm(stream)
+        if norm in DERIVED_TRUTH:
+            return self._derived_truth(norm, since, incremental)
         if norm not in TRUTH_STREAMS:
-            raise KeyError(f"unknown stream {stream!r}; known: {sorted(TRUTH_STREAMS)}")
+            known = sorted({*TRUTH_STREAMS, *DERIVED_TRUTH})
+            raise KeyError(f"unknown stream {stream!r}; known: {known}")
         endpoint, api = TRUTH_STREAMS[norm]
         if api == "fields":
             return {row["id"] for row in self.data.fields_v1(FIELD_ENTITIES[endpoint])}
@@ -593,18 +1168,77 @@ class Engine:
         t = self.data.tables[spec.table]
         # Users have no server-side filter, but a correct sync emits only those whose
         # `modified` (their update time here) is at or after `since`.
-        incremental = spec.updated_since or endpoint in (
-            "deals/archived",
-            "deals/deleted",
-            "leads/archived",
-            "users",
-        )
+        if incremental is None:
+            incremental = (
+                spec.updated_since
+                or endpoint in ("deals/archived", "deals/deleted", "leads/archived")
+                or norm in CLIENT_FILTERED
+            )
         s = parse_time(since) if since is not None and incremental else None
+        view_only = with_deleted and spec.table in ("deals", "projects") and norm != "dealsdeleted"
         with self.lock:
             return {
                 t.ids[i]
                 for i in range(len(t))
-                if self._visible(spec, endpoint, i) and (s is None or t.upd[i] >= s)
+                if (
+                    # with_deleted: as with status=open,...,deleted (deleted rows of the view)
+                    bool(t.flags[i] & ARCHIVED) == (spec.view == "archived")
+                    if view_only
+                    else self._visible(spec, endpoint, i)
+                )
+                and (s is None or t.upd[i] >= s)
+            }
+
+    def _derived_truth(self, norm: str, since: Any, incremental: bool | None) -> set[Any]:
+        """Truth of the streams that are not one list endpoint over one table."""
+        data = self.data
+        s = parse_time(since) if since is not None and incremental is not False else None
+        whole = parse_time(since) if since is not None and incremental else None
+        with self.lock:
+            if norm == "goals":  # every user's goals, active or not; no update time
+                return {g["id"] for g in data.goals}
+            if norm == "calllogs":  # the API only ever lists the token user's
+                t = data.tables["callLogs"]
+                return {t.ids[i] for i in range(len(t)) if data.call_user[i] == data.token_user}
+            if norm == "recents":  # (item, id) pairs /v1/recents returns since `since`
+                floor = s if s is not None else 0
+                return {(r[3], r[2]) for r in self.recent_rows(floor, list(data.RECENT_ITEMS))}
+            if norm in ("mailthreads", "mailmessages"):
+                t = data.tables["mailThreads"]
+                threads = [  # read whole unless incremental=True
+                    i
+                    for i in range(len(t))
+                    if not t.flags[i] & DELETED and (whole is None or t.upd[i] >= whole)
+                ]
+                if norm == "mailthreads":
+                    return {t.ids[i] for i in threads}
+                return {
+                    m for i in threads for m in range(data.msg_off[i] + 1, data.msg_off[i + 1] + 1)
+                }
+            # Deal children: everything under the deals that a sync of `deals` from
+            # `since` yields (the tap fetches children only for deals changed since).
+            deals = sorted(self.truth("deals", since, incremental))
+            if norm == "dealproducts":
+                return {
+                    dp for d in deals for dp in range(data.dp_off[d - 1] + 1, data.dp_off[d] + 1)
+                }
+            if norm == "dealparticipants":
+                return {pid for d in deals for pid, _ in data.participant_persons(d - 1)}
+            # deal flow: (deal id, object, data.id), with custom-field changes (all_changes=1)
+            return {(d, e["object"], e["data"]["id"]) for d in deals for e in data.deal_flow(d - 1)}
+
+    def deleted(self, stream: str, since: Any = None) -> set[Any]:
+        """Ids of soft-deleted records of `stream` (deleted at or after `since`)."""
+        norm = _norm(stream)
+        if norm not in DELETED_TABLES:
+            raise KeyError(f"no deleted records for {stream!r}; known: {sorted(DELETED_TABLES)}")
+        t = self.data.tables[DELETED_TABLES[norm]]
+        s = parse_time(since) if since is not None else None
+        with self.lock:
+            return {
+                t.ids[i]
+                for i in range(len(t))
+                if t.flags[i] & DELETED and (s is None or t.upd[i] >= s)
             }
 
     def _table_for(self, stream: str) -> Any:
@@ -625,7 +1259,8 @@ class Engine:
                 if missing:
                     raise KeyError(f"unknown ids for {stream}: {missing[:5]}")
             else:
-                live = [i for i in range(len(t)) if not t.flags[i] & DELETED]
+                # Rows of the default list: not deleted, not archived.
+                live = [i for i in range(len(t)) if not t.flags[i] & (DELETED | ARCHIVED)]
                 self._touch_round += 1
                 r = random.Random(f"{self.data.seed}|touch|{stream}|{self._touch_round}")
                 idx = r.sample(live, min(n if n is not None else 1, len(live)))
@@ -634,6 +1269,7 @@ class Engine:
                 assert i is not None
                 t.upd[i] = now
                 t.rev[i] = t.rev.get(i, 0) + 1
+                t.touch_log.setdefault(i, []).append(now)
             t.version += 1
             self.version += 1
             return [t.ids[i] for i in idx if i is not None]
@@ -750,7 +1386,11 @@ class Handler(BaseHTTPRequestHandler):
         sb = self.server.sandbox
         parts = urlsplit(self.path)
         path = parts.path
-        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        params: dict[str, str] = {}
+        for k, v in parse_qsl(parts.query, keep_blank_values=True):
+            # Repeated keys (deal_ids=1&deal_ids=2, form style explode=true) join like
+            # the comma-separated form the spec declares (explode=false).
+            params[k] = f"{params[k]},{v}" if k in params else v
         body = self._body()
         if path.startswith("/_sandbox/"):
             try:
@@ -878,9 +1518,27 @@ class Sandbox:
 
     # ------------------------------------------------------------- public helpers
 
-    def truth(self, stream: str, since: datetime | str | None = None) -> set[Any]:
-        """Primary keys a correct sync of `stream` from `since` must yield."""
-        return self.engine.truth(stream, since)
+    def truth(
+        self,
+        stream: str,
+        since: datetime | str | None = None,
+        incremental: bool | None = None,
+        with_deleted: bool = False,
+    ) -> set[Any]:
+        """Primary keys a correct sync of `stream` from `since` must yield.
+
+        `with_deleted` (deals, archived_deals, projects): also the deleted rows of that
+        list, as `status=open,won,lost,deleted` returns them.
+
+        `incremental` overrides whether `since` filters the stream (None: the default per
+        stream; see the module docs). Deal children (deal_products, deal_participants,
+        deal_flow) follow the deals a sync of `deals` from `since` yields; mail_messages
+        follow mail_threads; deal_flow keys are (deal_id, object, data.id) tuples."""
+        return self.engine.truth(stream, since, incremental, with_deleted)
+
+    def deleted(self, stream: str, since: datetime | str | None = None) -> set[Any]:
+        """Ids of the records of `stream` that are soft-deleted (for `_sdc_deleted_at`)."""
+        return self.engine.deleted(stream, since)
 
     def touch(self, stream: str, n: int | None = None, ids: list[Any] | None = None) -> list[Any]:
         """Set records' update time to now (past all seeded data) and change a field."""
@@ -949,20 +1607,43 @@ class Sandbox:
 
     def _route(self, path: str, params: dict[str, str]) -> tuple[dict[str, Any], bool]:
         path = path.rstrip("/")
+        eng = self.engine
         if path.startswith("/api/v2/"):
             name = path[len("/api/v2/") :]
             if name in V2_LISTS:
-                return self.engine.list_v2(name, params)
+                return eng.list_v2(name, params)
             if name in V2_FIELDS:
-                return self.engine.fields_v2(name, params)
+                return eng.fields_v2(name, params)
+            if name == "deals/products":
+                return eng.deal_products(params)
+            m = re.fullmatch(r"deals/([^/]+)/products", name)
+            if m:
+                return eng.deal_products(params, m.group(1))
         else:
             for prefix in ("/api/v1/", "/v1/"):
                 if path.startswith(prefix):
                     name = path[len(prefix) :]
                     if name in V1_LISTS:
-                        return self.engine.list_v1(name, params)
+                        return eng.list_v1(name, params)
                     if name in FIELD_ENTITIES:
-                        return self.engine.fields_v1(name, params)
+                        return eng.fields_v1(name, params)
+                    simple = {
+                        "goals/find": eng.goals,
+                        "callLogs": eng.call_logs,
+                        "mailbox/mailThreads": eng.mail_threads,
+                        "recents": eng.recents,
+                    }.get(name)
+                    if simple is not None:
+                        return simple(params)
+                    m = re.fullmatch(r"deals/([^/]+)/(participants|flow)", name)
+                    if m:
+                        handler = (
+                            eng.deal_participants if m.group(2) == "participants" else eng.deal_flow
+                        )
+                        return handler(m.group(1), params)
+                    m = re.fullmatch(r"mailbox/mailThreads/([^/]+)/mailMessages", name)
+                    if m:
+                        return eng.mail_messages(m.group(1), params)
                     break
         raise ApiError(404, f"Unknown method {path}")
 
@@ -972,7 +1653,14 @@ class Sandbox:
         doc = json.loads(body) if body.strip() else {}
         if path == "/_sandbox/truth" and method == "GET":
             stream = params["stream"]
-            ids = self.truth(stream, params.get("since") or None)
+            inc = params.get("incremental")
+            incremental = None if inc in (None, "") else inc.lower() in ("1", "true")
+            with_deleted = (params.get("with_deleted") or "").lower() in ("1", "true")
+            ids = self.truth(stream, params.get("since") or None, incremental, with_deleted)
+            return 200, {"stream": stream, "ids": sorted(ids, key=str)}
+        if path == "/_sandbox/deleted" and method == "GET":
+            stream = params["stream"]
+            ids = self.deleted(stream, params.get("since") or None)
             return 200, {"stream": stream, "ids": sorted(ids, key=str)}
         if path == "/_sandbox/touch" and method == "POST":
             return 200, {"ids": self.touch(doc["stream"], doc.get("n"), doc.get("ids"))}
