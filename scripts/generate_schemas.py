@@ -80,6 +80,7 @@ STREAMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "mail_threads": ("v1", "/mailbox/mailThreads", ("data",)),
     "deal_participants": ("v1", "/deals/{id}/participants", ("data",)),
     "deal_flow": ("v1", "/deals/{id}/flow", ("data",)),
+    "mail_messages": ("v1", "/mailbox/mailThreads/{id}/mailMessages", ("data",)),
     # Field definitions: v1 (FACTS.md lists `*Fields` as v1; the v1 spec still has them).
     "deal_fields": ("v1", "/dealFields", ("data",)),
     "person_fields": ("v1", "/personFields", ("data",)),
@@ -108,6 +109,18 @@ FREE_OBJECTS: dict[str, set[str]] = {
 
 # Streams whose records have no `id` of their own (the tap builds the key).
 NO_ID_STREAMS = {"deal_flow"}
+
+# Columns the tap adds to records of child streams (the parent's id, a key part).
+ADDED_BY_TAP: dict[str, dict[str, dict[str, Any]]] = {
+    "deal_participants": {"deal_id": {"type": ["integer", "null"], "description": "The deal"}},
+    "deal_flow": {
+        "deal_id": {"type": ["integer", "null"], "description": "The deal"},
+        "item_id": {
+            "type": ["integer", "string", "null"],
+            "description": "The id of the changed item (`data.id`), part of the key",
+        },
+    },
+}
 
 DATETIME_RE = re.compile(
     r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$"
@@ -489,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     for stream, (version, path, record_path) in STREAMS.items():
         spec = specs[version]
         schema, formats = build_stream(spec, stream, version, path, record_path)
+        schema["properties"].update(ADDED_BY_TAP.get(stream, {}))
         out = SCHEMA_DIR / f"{stream}.json"
         out.write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
         costs[version][path] = spec.doc["paths"][path]["get"].get("x-token-cost")

@@ -165,6 +165,16 @@ class OffsetPaginator(_PipedrivePaginator):
         super().__init__(0)
         self.page_size = page_size
 
+    def get_next(self, response: requests.Response) -> int | None:
+        payload = payload_of(response)
+        additional = payload.get("additional_data") or {}
+        if "pagination" not in additional and "more_items_in_collection" not in additional:
+            # Some lists (mail threads) document no paging data: a full page means more.
+            records = payload.get("data") or []
+            full = len(records) >= self.page_size
+            return (self.current_value or 0) + len(records) if full else None
+        return self.next_token(additional)
+
     def next_token(self, additional: dict[str, t.Any]) -> int | None:
         pagination = additional.get("pagination") or additional
         if not pagination.get("more_items_in_collection"):

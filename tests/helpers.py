@@ -32,6 +32,9 @@ class TapRun:
         ]
 
     def ids(self, stream: str) -> set[t.Any]:
+        """Primary keys: `id`, or for the deal change log `(deal_id, object, item_id)`."""
+        if stream == "deal_flow":
+            return {(r["deal_id"], r["object"], r["item_id"]) for r in self.records(stream)}
         return {record["id"] for record in self.records(stream)}
 
     def streams(self) -> set[str]:

@@ -355,6 +355,7 @@ def test_bookmark_in_another_format_is_compared_as_a_time() -> None:
     no_custom_fields()
     tap = TapPipedrive(config=CONFIG, state=state, validate_config=True)
     tap.streams["deals"].selected = True
+    tap.streams["deal_products"].selected = False
     out = io.StringIO()
     with redirect_stdout(out):
         tap.streams["deals"].sync()
@@ -362,3 +363,27 @@ def test_bookmark_in_another_format_is_compared_as_a_time() -> None:
     states = [json.loads(line) for line in out.getvalue().splitlines() if '"STATE"' in line]
     final = states[-1]["value"]["bookmarks"]["deals"]["replication_key_value"]
     assert final == "2024-06-03T10:00:00+00:00"
+
+
+@responses.activate
+def test_v1_list_without_paging_data_pages_until_a_short_page(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Mail threads document no `additional_data`: a full page means another may follow."""
+    monkeypatch.setattr("tap_pipedrive.streams.mail.MailThreadsStream.page_size", 2)
+    monkeypatch.setattr(
+        "tap_pipedrive.streams.mail.MailThreadsStream.partitions", [{"folder": "inbox"}]
+    )
+    responses.get(
+        f"{V1}/mailbox/mailThreads", json={"success": True, "data": [{"id": 1}, {"id": 2}]}
+    )
+    responses.get(f"{V1}/mailbox/mailThreads", json={"success": True, "data": [{"id": 3}]})
+    stream = make_stream("mail_threads")
+    stream._write_starting_replication_value({"folder": "inbox"})
+    got = list(stream.get_records({"folder": "inbox"}))
+    assert [r["id"] for r in got] == [1, 2, 3]
+    params = [call.request.params for call in api_calls()]
+    assert [(p["folder"], p["start"], p["limit"]) for p in params] == [
+        ("inbox", "0", "2"),
+        ("inbox", "2", "2"),
+    ]

@@ -7,15 +7,31 @@ from tap_pipedrive.streams.account import (
     ActivityTypesStream,
     CurrenciesStream,
     FiltersStream,
+    GoalsStream,
+    PermissionSetsStream,
+    RolesStream,
     UsersStream,
 )
-from tap_pipedrive.streams.activities import ActivitiesStream, NotesStream
+from tap_pipedrive.streams.activities import (
+    ActivitiesStream,
+    CallLogsStream,
+    FilesStream,
+    NotesStream,
+)
 from tap_pipedrive.streams.crm import (
+    ArchivedDealsStream,
+    ArchivedLeadsStream,
     DealsStream,
+    LeadLabelsStream,
     LeadsStream,
     OrganizationsStream,
     PersonsStream,
     ProductsStream,
+)
+from tap_pipedrive.streams.deal_children import (
+    DealFlowStream,
+    DealParticipantsStream,
+    DealProductsStream,
 )
 from tap_pipedrive.streams.fields import (
     ActivityFieldsStream,
@@ -25,28 +41,50 @@ from tap_pipedrive.streams.fields import (
     PersonFieldsStream,
     ProductFieldsStream,
 )
+from tap_pipedrive.streams.mail import MailMessagesStream, MailThreadsStream
 from tap_pipedrive.streams.pipelines import PipelinesStream, StagesStream
+from tap_pipedrive.streams.projects import ProjectsStream, TasksStream
 
 STREAM_TYPES = [
+    # Core CRM, incremental by update time.
     DealsStream,
     PersonsStream,
     OrganizationsStream,
     ActivitiesStream,
     ProductsStream,
-    PipelinesStream,
-    StagesStream,
     NotesStream,
     LeadsStream,
+    FilesStream,
+    ArchivedDealsStream,
+    ArchivedLeadsStream,
+    # Deal children, read for the deals the deals stream emits.
+    DealProductsStream,
+    DealParticipantsStream,
+    DealFlowStream,
+    # Reference tables, read whole.
+    PipelinesStream,
+    StagesStream,
     UsersStream,
     ActivityTypesStream,
     CurrenciesStream,
     FiltersStream,
+    LeadLabelsStream,
+    RolesStream,
+    PermissionSetsStream,
+    GoalsStream,
+    CallLogsStream,
+    ProjectsStream,
+    TasksStream,
+    # Field definitions.
     DealFieldsStream,
     PersonFieldsStream,
     OrganizationFieldsStream,
     ProductFieldsStream,
     ActivityFieldsStream,
     NoteFieldsStream,
+    # Mailbox, off unless selected.
+    MailThreadsStream,
+    MailMessagesStream,
 ]
 
 

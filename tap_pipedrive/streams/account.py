@@ -1,11 +1,17 @@
-"""Account-wide reference tables of API v1: users, activity types, currencies, filters.
+"""Account-wide reference tables of API v1: users, roles, goals, currencies, ...
 
 None of these endpoints pages or filters by update time; they are small and read whole.
 """
 
 from __future__ import annotations
 
-from tap_pipedrive.client import PipedriveV1Stream
+import typing as t
+
+from tap_pipedrive.client import PipedriveV1Stream, payload_of
+
+if t.TYPE_CHECKING:
+    import requests
+    from singer_sdk.helpers.types import Context
 
 
 class _UnpagedV1Stream(PipedriveV1Stream):
@@ -40,3 +46,43 @@ class FiltersStream(_UnpagedV1Stream):
 
     name = "filters"
     path = "/filters"
+
+
+class RolesStream(PipedriveV1Stream):
+    """Roles; `/v1/roles`."""
+
+    name = "roles"
+    path = "/roles"
+
+
+class PermissionSetsStream(_UnpagedV1Stream):
+    """Permission sets; `/v1/permissionSets`."""
+
+    name = "permission_sets"
+    path = "/permissionSets"
+
+
+class GoalsStream(_UnpagedV1Stream):
+    """Goals of everyone, active or not; `/v1/goals/find`. Without `assignee.type`
+    Pipedrive returns only the token user's goals, and `is_active` defaults to true: one
+    request per assignee type and activity (6 in all)."""
+
+    name = "goals"
+    path = "/goals/find"
+    partitions: t.ClassVar[list[dict[str, str]]] = [
+        {"assignee_type": kind, "is_active": active}
+        for kind in ("person", "company", "team")
+        for active in ("true", "false")
+    ]
+    state_partitioning_keys: t.ClassVar[list[str]] = []
+
+    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
+        params = super().get_url_params(context, next_page_token)
+        params["assignee.type"] = (context or {})["assignee_type"]
+        params["is_active"] = (context or {})["is_active"]
+        return params
+
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
+        """Goals sit under `data.goals`."""
+        data = payload_of(response).get("data") or {}
+        return iter(data.get("goals") or [] if isinstance(data, dict) else data)

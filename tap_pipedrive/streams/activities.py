@@ -23,3 +23,26 @@ class NotesStream(UpdatedSinceMixin, PipedriveV1Stream):
     name = "notes"
     path = "/notes"
     extra_params: t.ClassVar[dict[str, t.Any]] = {"sort": "update_time ASC"}
+
+
+class FilesStream(PipedriveV1Stream):
+    """Files; `/v1/files` (at most 100 a page). No update-time filter: read newest first
+    down to the bookmark. Deleted files (`active_flag: false`) are flagged."""
+
+    name = "files"
+    path = "/files"
+    page_size = 100
+    replication_key = "update_time"
+    newest_first = True
+    filter_here = True
+    deleted_if = (("active_flag", False),)
+    extra_params: t.ClassVar[dict[str, t.Any]] = {"sort": "update_time DESC"}
+
+
+class CallLogsStream(PipedriveV1Stream):
+    """Call logs; `/v1/callLogs` (at most 50 a page). Pipedrive returns the call logs of
+    the token's user only."""
+
+    name = "call_logs"
+    path = "/callLogs"
+    page_size = 50

@@ -1,0 +1,71 @@
+"""Deal children: products attached to deals, participants and the change log (flow).
+
+They are read only for the deals the `deals` stream emits, i.e. deals changed since its
+bookmark. Products come 100 deals a request (`/api/v2/deals/products?deal_ids=`): never one
+request per deal. Participants and flow have no batch endpoint, so they cost one request
+per changed deal (flow: 40 tokens each) and are off unless selected.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from tap_pipedrive.client import PipedriveV1Stream, PipedriveV2Stream
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+DEAL_IDS_PER_REQUEST = 100
+
+
+class _DealChild:
+    """Synced from the `deals` stream's records; no state partitions per deal or batch."""
+
+    state_partitioning_keys: t.ClassVar[list[str]] = []
+    #: Set on the class below (after DealsStream is importable) to avoid a cycle.
+    parent_stream_type: t.ClassVar[type | None] = None
+
+
+class DealProductsStream(_DealChild, PipedriveV2Stream):
+    """Products attached to changed deals, 100 deals a request."""
+
+    name = "deal_products"
+    path = "/deals/products"
+    extra_params: t.ClassVar[dict[str, t.Any]] = {"sort_by": "id", "sort_direction": "asc"}
+
+    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
+        params = super().get_url_params(context, next_page_token)
+        params["deal_ids"] = ",".join(str(deal_id) for deal_id in (context or {})["deal_ids"])
+        return params
+
+
+class DealParticipantsStream(_DealChild, PipedriveV1Stream):
+    """Persons participating in each changed deal; `/v1/deals/{deal_id}/participants`."""
+
+    name = "deal_participants"
+    path = "/deals/{deal_id}/participants"
+    selected_by_default = False
+
+    def post_process(
+        self, row: dict[str, t.Any], context: Context | None = None
+    ) -> dict[str, t.Any] | None:
+        row["deal_id"] = (context or {}).get("deal_id")
+        return super().post_process(row, context)
+
+
+class DealFlowStream(_DealChild, PipedriveV1Stream):
+    """The change log of each changed deal; `/v1/deals/{deal_id}/flow` (40 tokens a call)."""
+
+    name = "deal_flow"
+    path = "/deals/{deal_id}/flow"
+    primary_keys: t.ClassVar[list[str]] = ["deal_id", "object", "item_id"]
+    selected_by_default = False
+    #: Custom field changes too (without it Pipedrive leaves them out).
+    extra_params: t.ClassVar[dict[str, t.Any]] = {"all_changes": "1"}
+
+    def post_process(
+        self, row: dict[str, t.Any], context: Context | None = None
+    ) -> dict[str, t.Any] | None:
+        row["deal_id"] = (context or {}).get("deal_id")
+        row["item_id"] = (row.get("data") or {}).get("id")
+        return super().post_process(row, context)
