@@ -92,6 +92,7 @@ STREAMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 # Paths whose token cost is recorded although no stream reads them today: the v2
 # twins of the v1 field-definition endpoints (an alternative the tap may switch to).
 EXTRA_COST_PATHS: dict[str, list[str]] = {
+    "v1": ["/recents"],
     "v2": [
         "/dealFields",
         "/personFields",

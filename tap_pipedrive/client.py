@@ -272,6 +272,9 @@ class PipedriveStream(RESTStream[t.Any]):
     #: `(field, value)` pairs, any of which marks a record as deleted in Pipedrive; such
     #: records get `_sdc_deleted_at` (their update time) so targets can apply the delete.
     deleted_if: t.ClassVar[tuple[tuple[str, t.Any], ...]] = ()
+    #: The entity's item name in `/v1/recents`, for entities whose lists leave deleted
+    #: records out: their deletions of the last 30 days are read there after the list.
+    recents_item: t.ClassVar[str | None] = None
     primary_keys: t.ClassVar[list[str]] = ["id"]
     page_size: t.ClassVar[int] = MAX_PAGE_SIZE
     #: Whether the endpoint pages at all (several v1 lists return everything at once).
@@ -335,19 +338,23 @@ class PipedriveStream(RESTStream[t.Any]):
     def schema(self) -> dict[str, t.Any]:  # type: ignore[override]
         """The shipped schema plus one typed column per custom field of the account."""
         layout = self.custom_field_layout
-        if layout is None and not self.deleted_if:
+        if layout is None and not self.flags_deletions:
             return self.static_schema
         schema = copy.deepcopy(self.static_schema)
         if layout is not None:
             schema["properties"].pop("custom_fields", None)
             schema["properties"].update(layout.schema_properties())
-        if self.deleted_if:
+        if self.flags_deletions:
             schema["properties"]["_sdc_deleted_at"] = {
                 "type": ["string", "null"],
                 "format": "date-time",
                 "description": "When Pipedrive reported the record deleted (its update time)",
             }
         return schema
+
+    @property
+    def flags_deletions(self) -> bool:
+        return bool(self.deleted_if or self.recents_item)
 
     @cached_property
     def custom_field_layout(self) -> CustomFieldLayout | None:
@@ -553,7 +560,33 @@ class PipedriveStream(RESTStream[t.Any]):
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         self._normalize_bookmark(context)
-        return self.request_records(context)
+        yield from self.request_records(context)
+        if self.recents_item:
+            yield from self._recent_deletions(context)
+
+    def _recent_deletions(self, context: Context | None) -> t.Iterator[dict[str, t.Any]]:
+        """Records deleted since the bookmark (at most 30 days back: Pipedrive purges them
+        then, and `/v1/recents` reaches back one month), as `{id, _sdc_deleted_at}`.
+
+        Their `update_time` stays null: the deletion time may be older than the last
+        record listed, and a sorted stream's bookmark must not move backwards.
+        """
+        floor = dt.datetime.now(UTC) - dt.timedelta(days=30) + dt.timedelta(minutes=5)
+        since = self.get_starting_timestamp(context) if self.replication_key else None
+        since = max(since or floor, floor)
+        recents = RecentsStream(self._tap, item=self.recents_item, since=since, owner=self.name)
+        seen = set()
+        for entry in recents.request_records(None):
+            data = entry.get("data") or {}
+            if entry.get("item") != self.recents_item or entry.get("id") in seen:
+                continue
+            if data.get("active_flag") is False or data.get("deleted") is True:
+                seen.add(entry["id"])
+                deleted_at = to_rfc3339(data.get("update_time")) or utc_now_text()
+                record = {"id": entry["id"], "_sdc_deleted_at": deleted_at}
+                if self.replication_key:
+                    record[self.replication_key] = None
+                yield record
 
     def post_process(
         self,
@@ -569,7 +602,7 @@ class PipedriveStream(RESTStream[t.Any]):
         layout = self.custom_field_layout
         if layout is not None:
             self.apply_custom_fields(layout, row)
-        if self.deleted_if:
+        if self.flags_deletions and "_sdc_deleted_at" not in row:
             deleted = any(row.get(name) == value for name, value in self.deleted_if)
             row["_sdc_deleted_at"] = (row.get("update_time") or utc_now_text()) if deleted else None
         self._tap.meter.count_record(self.name)  # type: ignore[attr-defined]
@@ -658,6 +691,34 @@ class PipedriveV2Stream(PipedriveStream):
         params = super().get_url_params(context, next_page_token)
         if next_page_token:
             params["cursor"] = next_page_token
+        return params
+
+
+class RecentsStream(PipedriveV1Stream):
+    """`/v1/recents` for one item kind since a time: where deletions show up. Used by the
+    entity streams, not a stream of its own; its requests count towards the owner's."""
+
+    name = "recents"
+    path = "/recents"
+
+    def __init__(self, tap: t.Any, *, item: str, since: dt.datetime, owner: str) -> None:
+        super().__init__(tap=tap)
+        self.item, self.since, self.owner = item, since, owner
+
+    @cached_property
+    def schema(self) -> dict[str, t.Any]:  # type: ignore[override]
+        return {"type": "object", "properties": {}, "additionalProperties": True}
+
+    def _request(
+        self, prepared_request: requests.PreparedRequest, context: Context | None
+    ) -> requests.Response:
+        self._tap.meter.charge(self.owner, self.token_cost)  # type: ignore[attr-defined]
+        return RESTStream._request(self, prepared_request, context)
+
+    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
+        params = super().get_url_params(context, next_page_token)
+        params["since_timestamp"] = self.since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        params["items"] = self.item
         return params
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import typing as t
@@ -35,14 +36,20 @@ FIELD_ENDPOINTS = ("deal", "person", "organization", "product", "activity", "not
 
 
 def no_custom_fields() -> None:
-    """The tap reads `*Fields` to type custom fields; here the account has none."""
+    """The tap reads `*Fields` to type custom fields, and `/recents` for deletions; here
+    the account has neither."""
     for entity in FIELD_ENDPOINTS:
         responses.get(f"{V1}/{entity}Fields", json={"success": True, "data": []})
+    responses.get(f"{V1}/recents", json={"success": True, "data": None})
 
 
 def api_calls() -> list[t.Any]:
-    """The requests made, less the `*Fields` reads of the tap's setup."""
-    return [call for call in responses.calls if "Fields" not in call.request.url]
+    """The requests made, less the `*Fields` reads of the tap's setup and `/recents`."""
+    return [
+        call
+        for call in responses.calls
+        if "Fields" not in call.request.url and "/recents" not in call.request.url
+    ]
 
 
 def make_stream(name: str, **config: t.Any) -> PipedriveStream:
@@ -387,3 +394,33 @@ def test_v1_list_without_paging_data_pages_until_a_short_page(
         ("inbox", "0", "2"),
         ("inbox", "2", "2"),
     ]
+
+
+@responses.activate
+def test_deletions_come_from_recents_within_its_one_month_window() -> None:
+    no_custom_fields()
+    responses.replace(
+        responses.GET,
+        f"{V1}/recents",
+        json={
+            "success": True,
+            "data": [
+                {"item": "note", "id": 8, "data": {"id": 8, "active_flag": False,
+                                                   "update_time": "2026-11-20 08:00:00"}},
+                {"item": "note", "id": 9, "data": {"id": 9, "active_flag": True}},
+            ],
+            "additional_data": {"pagination": {"more_items_in_collection": False}},
+        },
+    )  # fmt: skip
+    responses.get(f"{V1}/notes", json=v1_page([1], 0, False))
+    got = records(make_stream("notes"))
+    assert [(r["id"], r.get("_sdc_deleted_at")) for r in got] == [
+        (1, None),
+        (8, "2026-11-20T08:00:00+00:00"),
+    ]
+    recents = [c.request for c in responses.calls if "/recents" in c.request.url]
+    [request] = recents
+    since = dt.datetime.strptime(request.params["since_timestamp"], "%Y-%m-%d %H:%M:%S")
+    month_ago = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(days=30)
+    assert dt.timedelta(0) < since - month_ago < dt.timedelta(minutes=10)
+    assert request.params["items"] == "note"

@@ -238,3 +238,29 @@ def test_token_cap_stops_cleanly_and_the_next_run_resumes_without_loss(
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     for name in STREAMS:
         assert capped.ids(name) | resumed.ids(name) == truth(sandbox, name), name
+
+
+def test_deletions_are_flagged_for_every_entity_that_reports_them(tmp_path: Path) -> None:
+    """Deleted deals come from `status=deleted`; deleted persons, organizations, products,
+    activities, notes and files, which their lists leave out, from `/v1/recents`."""
+    with Sandbox(seed=17, scale=0.05) as live:
+        config = {"api_key": live.token, "api_url": live.url, "start_date": START_DATE}
+        first = run_tap(tmp_path, config)
+        assert first.returncode == 0, first.stderr[-2000:]
+        victims = {
+            name: sorted(first.ids(name))[:2]
+            for name in ("deals", "persons", "organizations", "products", "activities",
+                         "notes", "files")
+        }  # fmt: skip
+        for name, ids in victims.items():
+            assert ids, name
+            live.delete(name, ids)
+        second = run_tap(tmp_path, config, state=first.final_state)
+        assert second.returncode == 0, second.stderr[-2000:]
+        for name, ids in victims.items():
+            flagged = {r["id"] for r in second.records(name) if r.get("_sdc_deleted_at")}
+            assert set(ids) <= flagged, name
+        for record in second.records("persons"):
+            if record.get("_sdc_deleted_at"):
+                assert record["_sdc_deleted_at"].endswith("+00:00")
+        assert not any(r.get("_sdc_deleted_at") for r in first.records("persons"))

@@ -14,6 +14,7 @@ class ActivitiesStream(UpdatedSinceMixin, PipedriveV2Stream):
     name = "activities"
     path = "/activities"
     custom_field_entity = "activity"
+    recents_item = "activity"
     extra_params: t.ClassVar[dict[str, t.Any]] = {**V2_SORT, "include_fields": "attendees"}
 
 
@@ -22,6 +23,7 @@ class NotesStream(UpdatedSinceMixin, PipedriveV1Stream):
 
     name = "notes"
     path = "/notes"
+    recents_item = "note"
     extra_params: t.ClassVar[dict[str, t.Any]] = {"sort": "update_time ASC"}
 
 
@@ -36,6 +38,7 @@ class FilesStream(PipedriveV1Stream):
     newest_first = True
     filter_here = True
     deleted_if = (("active_flag", False),)
+    recents_item = "file"
     extra_params: t.ClassVar[dict[str, t.Any]] = {"sort": "update_time DESC"}
 
 

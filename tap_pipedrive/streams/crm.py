@@ -103,6 +103,7 @@ class PersonsStream(UpdatedSinceMixin, PipedriveV2Stream):
     name = "persons"
     path = "/persons"
     custom_field_entity = "person"
+    recents_item = "person"
     extra_params: t.ClassVar[dict[str, t.Any]] = {
         **V2_SORT,
         "include_fields": ",".join(
@@ -126,6 +127,7 @@ class OrganizationsStream(UpdatedSinceMixin, PipedriveV2Stream):
     name = "organizations"
     path = "/organizations"
     custom_field_entity = "organization"
+    recents_item = "organization"
     extra_params: t.ClassVar[dict[str, t.Any]] = {
         **V2_SORT,
         "include_fields": ",".join(
@@ -147,6 +149,7 @@ class ProductsStream(UpdatedSinceMixin, PipedriveV2Stream):
     name = "products"
     path = "/products"
     custom_field_entity = "product"
+    recents_item = "product"
     extra_params: t.ClassVar[dict[str, t.Any]] = V2_SORT
 
 
