@@ -560,9 +560,29 @@ class PipedriveStream(RESTStream[t.Any]):
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         self._normalize_bookmark(context)
+        self._warn_of_fields_missing_from_catalog()
         yield from self.request_records(context)
         if self.recents_item:
             yield from self._recent_deletions(context)
+
+    def _warn_of_fields_missing_from_catalog(self) -> None:
+        """Custom fields created after the catalog was discovered still arrive (schemas
+        allow additional properties), untyped: say so, once per run and stream."""
+        layout = self.custom_field_layout
+        if layout is None or self._input_schema is None or getattr(self, "_warned", False):
+            return
+        self._warned = True
+        known = set(self._input_schema.get("properties", {}))
+        for field in layout.fields:
+            if field.column not in known:
+                self.logger.warning(
+                    "Custom field '%s' (%s) is not in the catalog, probably created after "
+                    "discovery: its values arrive untyped in column '%s'; rerun discovery "
+                    "to type it",
+                    field.name,
+                    field.field_type,
+                    field.column,
+                )
 
     def _recent_deletions(self, context: Context | None) -> t.Iterator[dict[str, t.Any]]:
         """Records deleted since the bookmark (at most 30 days back: Pipedrive purges them

@@ -264,3 +264,87 @@ def test_deletions_are_flagged_for_every_entity_that_reports_them(tmp_path: Path
             if record.get("_sdc_deleted_at"):
                 assert record["_sdc_deleted_at"].endswith("+00:00")
         assert not any(r.get("_sdc_deleted_at") for r in first.records("persons"))
+
+
+EXPECTED_TYPES = {
+    "varchar": str, "varchar_auto": str, "text": str, "phone": str, "address": str,
+    "time": str, "timerange": str, "date": str, "daterange": str,
+    "double": (int, float), "monetary": (int, float),
+    "enum": int, "set": list, "user": int, "org": int, "people": int,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("naming", ["key", "name"])
+def test_custom_fields_of_every_type_arrive_typed_in_v1_and_v2(
+    naming: str, sandbox: Sandbox, config: dict[str, str], tmp_path: Path
+) -> None:
+    config = {**config, "custom_field_names": naming}
+    catalog = select(discover(tmp_path, config), ["deals", "leads", "persons"])
+    run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 0, run.stderr[-2000:]
+    schemas = {m["stream"]: m["schema"] for m in run.messages if m["type"] == "SCHEMA"}
+    definitions = [f for f in sandbox_fields(sandbox, "deal") if f.get("edit_flag")]
+    assert {f["field_type"] for f in definitions} >= set(EXPECTED_TYPES)
+    for stream in ("deals", "leads"):  # v2 and v1 serve the same deal fields
+        properties = schemas[stream]["properties"]
+        records = run.records(stream)
+        for field in definitions:
+            column = field["key"] if naming == "key" else field["column"]
+            assert column in properties, (stream, field["name"])
+            values = [r[column] for r in records if r.get(column) is not None]
+            assert values, (stream, field["name"], "never set")
+            assert all(isinstance(v, EXPECTED_TYPES[field["field_type"]]) for v in values), (
+                stream, field["field_type"], values[:3],
+            )  # fmt: skip
+            if field["field_type"] == "enum":
+                labels = {o["label"] for o in field["options"]}
+                assert {r[f"{column}_label"] for r in records if r.get(column)} <= labels
+            if field["field_type"] == "set":
+                assert all(isinstance(x, int) for v in values for x in v)
+                assert all(r[f"{column}_labels"] for r in records if r.get(column))
+            if field["field_type"] == "monetary":
+                assert any(r.get(f"{column}_currency") for r in records)
+        assert not any("custom_fields" in r for r in records)
+
+
+def sandbox_fields(sandbox: Sandbox, entity: str) -> list[dict[str, t.Any]]:
+    """The entity's field definitions as the sandbox serves them, with the column the
+    `name` mode should give each custom one."""
+    import requests
+
+    from tap_pipedrive.custom_fields import build_custom_fields
+    from tap_pipedrive.streams import STREAM_TYPES
+
+    response = requests.get(
+        f"{sandbox.url}/v1/{entity}Fields",
+        headers={"x-api-token": sandbox.token},
+        params={"limit": 500},
+        timeout=30,
+    )
+    rows = response.json()["data"]
+    reserved = set()
+    for stream in STREAM_TYPES:
+        if stream.custom_field_entity == entity:
+            reserved |= set(json.loads(
+                (Path(__file__).parents[1] / "tap_pipedrive" / "schemas" / f"{stream.name}.json")
+                .read_text()
+            )["properties"])  # fmt: skip
+    columns = {
+        f.key: f.column for f in build_custom_fields(rows, name_mode="name", reserved=reserved)
+    }
+    return [{**row, "column": columns.get(row["key"])} for row in rows]
+
+
+def test_deal_products_cost_one_request_per_100_changed_deals(tmp_path: Path) -> None:
+    with Sandbox(seed=19, scale=0.3) as live:
+        config = {"api_key": live.token, "api_url": live.url, "start_date": "2019-01-01"}
+        catalog = select(discover(tmp_path, config), ["deals", "deal_products"])
+        live.reset_requests()
+        run = run_tap(tmp_path, config, catalog=catalog)
+        assert run.returncode == 0, run.stderr[-2000:]
+        live_deals = [r for r in run.records("deals") if not r.get("_sdc_deleted_at")]
+        calls = live.request_count("/api/v2/deals/products")
+        assert len(live_deals) > 300
+        assert calls <= -(-len(live_deals) // 100), (calls, len(live_deals))
+        expected = live.truth("deal_products", "2019-01-01T00:00:00Z")
+        assert run.ids("deal_products") == expected
