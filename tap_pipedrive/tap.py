@@ -17,6 +17,7 @@ from tap_pipedrive.budget import TokenCapReached, TokenMeter
 from tap_pipedrive.client import SCHEMAS, api_roots
 from tap_pipedrive.custom_fields import NAME_MODES, CustomFieldLayout, build_custom_fields
 from tap_pipedrive.errors import ConfigError, ConnectionFailed, PipedriveError
+from tap_pipedrive.inputs import check_cli_files
 from tap_pipedrive.streams import STREAM_TYPES
 from tap_pipedrive.streams.fields import FIELDS_STREAM_OF
 from tap_pipedrive.timeutil import UTC, format_datetime, parse_datetime
@@ -236,6 +237,7 @@ def _one_line(exc: BaseException) -> str:
 def main() -> None:
     """Console entry point: the SDK's CLI, with user-actionable errors as one line."""
     try:
+        check_cli_files(sys.argv[1:])
         TapPipedrive.cli()
     except TokenCapReached as exc:
         print(f"tap-pipedrive: {_one_line(exc)}", file=sys.stderr)

@@ -1,0 +1,115 @@
+"""Bad input, as a new user would give it: one clear line naming the problem, a non-zero
+exit, never a traceback, never the token."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import TAP
+
+TOKEN = "known-secret-token-5f2a9c"
+GOOD = {"api_key": TOKEN, "start_date": "2024-05-01T00:00:00Z", "api_url": "http://127.0.0.1:9"}
+
+
+def run_cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    done = subprocess.run(
+        [*TAP, *args], capture_output=True, text=True, timeout=120, check=False, env=env
+    )
+    assert TOKEN not in done.stdout + done.stderr
+    return done.returncode, done.stderr
+
+
+def write(tmp_path: Path, name: str, content: t.Any) -> str:
+    path = tmp_path / name
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return str(path)
+
+
+def assert_one_line(returncode: int, stderr: str, *words: str) -> None:
+    assert returncode != 0
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("tap-pipedrive: error:")]
+    assert len(errors) == 1, stderr[-2000:]
+    for word in words:
+        assert word in errors[0], errors[0]
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"api_key": None}, ["api_key", "missing"]),
+        ({"api_key": "  "}, ["api_key", "missing or empty"]),
+        ({"start_date": None}, ["start_date", "missing"]),
+        ({"start_date": "yesterday"}, ["start_date", "'yesterday'", "ISO 8601"]),
+        ({"start_date": "05/01/2024"}, ["start_date", "'05/01/2024'"]),
+        ({"start_date": "2024-13-45"}, ["start_date", "'2024-13-45'"]),
+        ({"start_date": "2999-01-01T00:00:00Z"}, ["start_date", "in the future"]),
+        ({"company_domain": "acme corp"}, ["company_domain", "'acme corp'"]),
+        ({"api_url": "ftp://files.example"}, ["api_url", "http(s)"]),
+        ({"api_url": "api.pipedrive.com"}, ["api_url"]),
+        ({"request_timeout": -3}, ["request_timeout"]),
+        ({"max_tokens_per_run": 0}, ["max_tokens_per_run"]),
+        ({"custom_field_names": "labels"}, ["custom_field_names"]),
+    ],
+)
+def test_bad_setting(tmp_path: Path, change: dict[str, t.Any], words: list[str]) -> None:
+    config = {key: value for key, value in {**GOOD, **change}.items() if value is not None}
+    assert_one_line(*run_cli(tmp_path, "--config", write(tmp_path, "c.json", config)), *words)
+
+
+def test_config_from_env_missing_start_date(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "TAP_PIPEDRIVE_API_KEY": TOKEN}
+    assert_one_line(*run_cli(tmp_path, "--config", "ENV", env=env), "start_date")
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("{api_key: 1}", ["config file", "not valid JSON", "line 1"]),
+        ("[1, 2]", ["config file", "not a JSON object"]),
+    ],
+)
+def test_config_file_not_json(tmp_path: Path, content: str, words: list[str]) -> None:
+    assert_one_line(*run_cli(tmp_path, "--config", write(tmp_path, "c.json", content)), *words)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    returncode, stderr = run_cli(tmp_path, f"--config={tmp_path}/nope.json")
+    assert_one_line(returncode, stderr, "nope.json", "does not exist")
+
+
+@pytest.mark.parametrize(
+    ("state", "words"),
+    [
+        ("not json", ["state file", "not valid JSON"]),
+        ([], ["state file", "not a JSON object"]),
+        ({"bookmarks": {"orders": {}, "invoices": {}}}, ["does not belong to tap-pipedrive"]),
+        (
+            {"bookmarks": {"deals": {"replication_key_value": "last tuesday"}}},
+            ["bookmark for deals", "not a time"],
+        ),
+    ],
+)
+def test_bad_state_file(tmp_path: Path, state: t.Any, words: list[str]) -> None:
+    config = write(tmp_path, "c.json", GOOD)
+    state_file = write(tmp_path, "s.json", state)
+    assert_one_line(*run_cli(tmp_path, "--config", config, "--state", state_file), *words)
+
+
+@pytest.mark.parametrize(
+    ("catalog", "words"),
+    [
+        ({"streams": [{"tap_stream_id": "invoices", "metadata": [
+            {"breadcrumb": [], "metadata": {"selected": True}}]}]}, ["'invoices'", "--discover"]),
+        ({"tables": []}, ["not a Singer catalog"]),
+    ],
+)  # fmt: skip
+def test_bad_catalog_file(tmp_path: Path, catalog: dict[str, t.Any], words: list[str]) -> None:
+    config = write(tmp_path, "c.json", GOOD)
+    catalog_file = write(tmp_path, "cat.json", catalog)
+    assert_one_line(*run_cli(tmp_path, "--config", config, "--catalog", catalog_file), *words)
