@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import sys
 import typing as t
 
@@ -21,6 +20,7 @@ from tap_pipedrive.inputs import check_cli_files
 from tap_pipedrive.streams import STREAM_TYPES
 from tap_pipedrive.streams.fields import FIELDS_STREAM_OF
 from tap_pipedrive.timeutil import UTC, format_datetime, parse_datetime
+from tap_pipedrive.writer import BufferedSingerWriter, target_stopped_reading
 
 if t.TYPE_CHECKING:
     from singer_sdk.streams import Stream
@@ -30,6 +30,7 @@ class TapPipedrive(Tap):
     """Singer tap for Pipedrive CRM."""
 
     name = "tap-pipedrive"
+    message_writer_class = BufferedSingerWriter
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -260,7 +261,4 @@ def main() -> None:
         )
         sys.exit(1)
     except BrokenPipeError:
-        # The target stopped reading: exit quietly, as a Unix filter does.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(1)
+        target_stopped_reading()
