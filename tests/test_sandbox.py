@@ -295,6 +295,228 @@ def test_faults_over_http_and_latency(fresh: Sandbox) -> None:
     assert isinstance(fresh.faults, Faults) and fresh.faults.latency_ms == 150
 
 
+def api(sb: Sandbox, path: str = "/api/v2/stages", **kw: Any) -> requests.Response:
+    kw.setdefault("headers", HDR)
+    kw.setdefault("timeout", 10)
+    return requests.get(sb.url + path, **kw)
+
+
+def admin(sb: Sandbox) -> None:
+    """Admin calls in between API calls: they must neither be faulted nor counted."""
+    assert requests.get(sb.url + "/_sandbox/requests", timeout=5).status_code == 200
+    assert requests.get(sb.url + "/_sandbox/faults", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("all", {"x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after"}),
+        ("ratelimit", {"x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"}),
+        ("retry-after", {"retry-after"}),
+        ("none", set()),
+    ],
+)
+def test_fault_rate_limit_headers(mode: str, expected: set[str]) -> None:
+    fresh = Sandbox(scale=0.01, faults=Faults(rate_limit_every=1, rate_limit_headers=mode))
+    with fresh:
+        r = api(fresh)
+    assert r.status_code == 429 and r.json()["errorCode"] == 429
+    got = {k.lower() for k in r.headers if k.lower().startswith(("x-ratelimit", "retry-after"))}
+    assert got == expected
+    if "retry-after" in expected:
+        assert r.headers["Retry-After"] == "1"
+    if "x-ratelimit-reset" in expected:
+        assert r.headers["x-ratelimit-remaining"] == "0"
+        assert r.headers["x-ratelimit-reset"] == ("2" if mode == "all" else "1")
+
+
+def test_fault_settings_are_checked_and_coerced(fresh: Sandbox) -> None:
+    with pytest.raises(ValueError, match="rate_limit_headers"):
+        fresh.set_faults(rate_limit_headers="sometimes")
+    with pytest.raises(ValueError):
+        Faults(drop_every=-1)
+    with pytest.raises(TypeError):
+        fresh.set_faults(drop_evry=2)
+    r = requests.post(fresh.url + "/_sandbox/faults", json={"rate_limit_headers": "x"}, timeout=5)
+    assert r.status_code == 400
+    r = requests.post(
+        fresh.url + "/_sandbox/faults", json={"drop_every": "3", "stall_seconds": 1}, timeout=5
+    )
+    assert r.status_code == 200
+    assert r.json()["drop_every"] == 3 and fresh.faults.stall_seconds == 1.0
+    assert fresh.faults.rate_limit_headers == "all"  # the rejected calls changed nothing
+
+
+def test_fault_budget_exhausted(fresh: Sandbox) -> None:
+    assert api(fresh).status_code == 200  # before the fault is set: not counted
+    fresh.set_faults(budget_exhausted_after=2)
+    assert api(fresh).status_code == 200
+    admin(fresh)
+    assert api(fresh).status_code == 200
+    for path in ("/api/v2/stages", "/v1/users", "/api/v2/deals"):
+        r = api(fresh, path)
+        assert r.status_code == 429
+        assert r.headers["Content-Type"].startswith("application/json")
+        assert r.json() == {
+            "success": False,
+            "error": "Request over limit",
+            "errorCode": 429,
+            "error_info": "Please check developers.pipedrive.com",
+            "data": None,
+            "additional_data": None,
+        }
+        assert r.headers["x-ratelimit-remaining"] == "0"
+        assert r.headers["x-ratelimit-reset"] == "36000"
+        assert r.headers["Retry-After"] == "36000"
+        assert int(r.headers["x-ratelimit-limit"]) > 0
+    admin(fresh)  # the admin API still answers
+    assert api(fresh, headers={"x-api-token": "nope"}).status_code == 401  # token first
+    r = requests.post(fresh.url + "/_sandbox/faults", json={"budget_exhausted_after": 1}, timeout=5)
+    assert r.status_code == 200  # set_faults restarts the count
+    assert [api(fresh).status_code for _ in range(2)] == [200, 429]
+
+
+def test_fault_block_after_is_an_html_403(fresh: Sandbox) -> None:
+    fresh.set_faults(block_after=2)
+    assert api(fresh, headers={"x-api-token": "nope"}).status_code == 401  # counts too
+    admin(fresh)
+    assert api(fresh).status_code == 200
+    for headers in (HDR, {"x-api-token": "nope"}):
+        r = api(fresh, "/v1/users", headers=headers)
+        assert r.status_code == 403
+        assert r.headers["Content-Type"].startswith("text/html")
+        assert int(r.headers["Content-Length"]) == len(r.content)
+        assert "you have been blocked" in r.text and "Access denied" in r.text
+        with pytest.raises(ValueError):
+            r.json()
+    admin(fresh)
+    r = requests.get(fresh.url + "/_sandbox/truth", params={"stream": "stages"}, timeout=5)
+    assert r.status_code == 200 and r.json()["ids"]
+    fresh.set_faults(block_after=0)
+    assert api(fresh).status_code == 200
+
+
+def test_fault_drop_every_closes_without_response(fresh: Sandbox) -> None:
+    fresh.set_faults(drop_every=2)
+    assert api(fresh).status_code == 200
+    admin(fresh)  # not counted: the next API request is the 2nd
+    with pytest.raises(requests.ConnectionError):
+        api(fresh)
+    assert api(fresh).status_code == 200
+    host, port = fresh.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    conn.request("GET", "/api/v2/stages", headers=HDR)
+    with pytest.raises(http.client.RemoteDisconnected):
+        conn.getresponse()
+    conn.close()
+    with requests.Session() as s:  # a kept-alive connection survives the others
+        codes = []
+        for _ in range(4):
+            try:
+                codes.append(s.get(fresh.url + "/v1/users", headers=HDR, timeout=5).status_code)
+            except requests.ConnectionError:
+                codes.append(0)
+    assert codes == [200, 0, 200, 0]
+    assert fresh.request_count() == 8  # dropped requests are still recorded
+
+
+def test_fault_stall_every(fresh: Sandbox) -> None:
+    fresh.set_faults(stall_every=2, stall_seconds=0.3)
+    t0 = time.monotonic()
+    assert api(fresh).status_code == 200
+    assert time.monotonic() - t0 < 0.25
+    admin(fresh)
+    with pytest.raises(requests.ReadTimeout):
+        api(fresh, timeout=0.1)
+    assert api(fresh).status_code == 200
+    t0 = time.monotonic()
+    r = api(fresh, timeout=5)  # a patient client gets the normal answer
+    assert r.status_code == 200 and r.json()["success"] is True
+    assert time.monotonic() - t0 >= 0.3
+    fresh.set_faults(stall_every=1, drop_every=1, stall_seconds=0.1)  # stall, then hang up
+    t0 = time.monotonic()
+    with pytest.raises(requests.ConnectionError):
+        api(fresh, timeout=5)
+    assert time.monotonic() - t0 >= 0.1
+
+
+def test_fault_non_json_once(fresh: Sandbox) -> None:
+    fresh.set_faults(non_json_once=True)
+    empty = api(fresh, "/api/v2/deals", params={"updated_since": "2100-01-01T00:00:00Z"})
+    assert empty.json()["data"] == []  # a response without data does not use it up
+    r = api(fresh, "/api/v2/deals", params={"limit": 5})
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/html")
+    assert int(r.headers["Content-Length"]) == len(r.content)  # complete, not cut
+    assert "502 Bad Gateway" in r.text
+    with pytest.raises(ValueError):
+        r.json()
+    assert len(api(fresh, "/api/v2/deals", params={"limit": 5}).json()["data"]) == 5  # once
+    requests.post(fresh.url + "/_sandbox/faults", json={"non_json_once": True}, timeout=5)
+    assert api(fresh, "/v1/users").headers["Content-Type"].startswith("text/html")  # re-armed
+    assert api(fresh, "/v1/users").json()["success"] is True
+    fresh.set_faults(non_json_once=True, truncate_once=True)  # both: one response each
+    assert api(fresh).headers["Content-Type"].startswith("text/html")
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        api(fresh)
+    assert api(fresh).json()["success"] is True
+
+
+def test_faults_never_touch_sandbox_routes(fresh: Sandbox) -> None:
+    fresh.set_faults(
+        drop_every=1,
+        stall_every=1,
+        stall_seconds=3,
+        block_after=1,
+        budget_exhausted_after=1,
+        rate_limit_every=1,
+        server_error_every=1,
+        non_json_once=True,
+        truncate_once=True,
+    )
+    t0 = time.monotonic()
+    for _ in range(3):
+        admin(fresh)
+        r = requests.get(fresh.url + "/_sandbox/truth", params={"stream": "deals"}, timeout=2)
+        assert r.status_code == 200 and r.json()["ids"]
+    assert time.monotonic() - t0 < 1
+    assert fresh.request_count() == 0
+
+
+def test_cli_fault_flags() -> None:
+    from tap_pipedrive.sandbox.__main__ import build_parser, faults_from_args
+
+    p = build_parser()
+    assert faults_from_args(p.parse_args([])) == Faults()
+    a = p.parse_args(
+        [
+            "--rate-limit-every=3",
+            "--rate-limit-headers=retry-after",
+            "--budget-exhausted-after=10",
+            "--block-after=20",
+            "--drop-every=4",
+            "--stall-every=5",
+            "--stall-seconds=0.5",
+            "--non-json-once",
+            "--truncate-once",
+        ]
+    )
+    assert faults_from_args(a) == Faults(
+        rate_limit_every=3,
+        rate_limit_headers="retry-after",
+        budget_exhausted_after=10,
+        block_after=20,
+        drop_every=4,
+        stall_every=5,
+        stall_seconds=0.5,
+        non_json_once=True,
+        truncate_once=True,
+    )
+    with pytest.raises(SystemExit):
+        p.parse_args(["--rate-limit-headers=some"])
+    assert "--budget-exhausted-after" in p.format_help()
+
+
 def test_requests_are_recorded_with_query(fresh: Sandbox) -> None:
     requests.get(
         fresh.url + "/api/v2/deals",

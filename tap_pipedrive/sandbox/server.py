@@ -42,6 +42,33 @@ archived); mail_messages those of the threads ``truth("mail_threads", since)`` r
 deal_flow keys are (deal_id, object, data.id) with custom-field changes included (as with
 all_changes=1); recents keys are (item, id). ``Sandbox.deleted(stream)``
 lists soft-deleted ids.
+
+Fault injection (``Faults``; set at start, by ``Sandbox.set_faults(**kw)`` or by
+``POST /_sandbox/faults`` with a JSON object; ``GET /_sandbox/faults`` shows them; all off by
+default). Faults never touch the ``/_sandbox/`` routes. Counter-based faults number API
+requests (every request outside ``/_sandbox/``, whatever its answer) from 1; every
+``set_faults`` call restarts that count. Per API request, in this order:
+
+- ``stall_every`` N: sleep ``stall_seconds`` (default 5.0), then carry on (a client with a
+  shorter read timeout times out); with ``drop_every`` on the same request: stall, then close.
+- ``drop_every`` N: close the connection without any response (``RemoteDisconnected``).
+- ``latency_ms``: sleep before every answer.
+- ``block_after`` N: requests past the Nth get 403 with an HTML "you have been blocked" page
+  (``text/html``), the CDN's abuse block; before the token check.
+- ``burst_limit`` B: over B requests in a rolling 2 s -> 429, x-ratelimit-* and Retry-After: 1.
+- (405 for non-GET, 401 for a wrong token.)
+- ``budget_exhausted_after`` N: requests past the Nth get 429 with the JSON envelope and
+  ``x-ratelimit-remaining: 0``, ``x-ratelimit-reset: 36000``, ``Retry-After: 36000`` (the
+  daily budget is spent; retrying soon is pointless).
+- ``rate_limit_every`` N: every Nth -> 429 with the JSON envelope; ``rate_limit_headers``
+  says which headers it carries: ``all`` (x-ratelimit-limit/remaining 0/reset 2 and
+  Retry-After: 1), ``ratelimit`` (x-ratelimit-* only, reset 1), ``retry-after``
+  (Retry-After: 1 only), ``none``.
+- ``server_error_every`` M: every Mth -> 500, 502, 503, 520, 524 in turn (502/520/524 HTML).
+- ``non_json_once``: the first 200 list response with data is a complete ``text/html``
+  page (``502 Bad Gateway``) with status 200; ``truncate_once``: the first 200 list response
+  with data stops halfway through its declared Content-Length. Each fires once (if both are
+  armed, non_json_once takes the first such response); setting it True again re-arms it.
 """
 
 from __future__ import annotations
@@ -92,15 +119,55 @@ RECENTS_WINDOW_S = 30 * 86400
 _V1_TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 
 
+RATE_LIMIT_HEADER_MODES = ("all", "ratelimit", "retry-after", "none")
+DAILY_RESET_S = 36000  # budget_exhausted_after: the daily window resets in 10 h
+
+
 @dataclasses.dataclass
 class Faults:
-    """Failure modes to inject; every counter-based fault counts API requests from 1."""
+    """Failure modes to inject (all off by default); see "Fault injection" in the module docs.
 
-    rate_limit_every: int = 0  # every Nth API request -> 429 with Retry-After: 1
+    Counter-based faults count API requests (every request outside ``/_sandbox/``, whatever
+    its answer) from 1; every ``Sandbox.set_faults`` call restarts the count."""
+
+    rate_limit_every: int = 0  # every Nth API request -> 429 (headers: rate_limit_headers)
     server_error_every: int = 0  # every Mth -> 500, 502, 503, 520, 524 in turn
     latency_ms: int = 0  # added before each API response
     truncate_once: bool = False  # first 200 list response with data is cut mid-body
     burst_limit: int = 0  # >0: more than this many requests in a rolling 2 s -> 429
+    # What the rate_limit_every 429 carries: "all" (x-ratelimit-* and Retry-After: 1),
+    # "ratelimit" (x-ratelimit-* only, reset 1 s), "retry-after" (Retry-After: 1 only), "none".
+    rate_limit_headers: str = "all"
+    budget_exhausted_after: int = 0  # >0: API requests past this many -> 429, reset in 10 h
+    block_after: int = 0  # >0: API requests past this many -> 403 HTML abuse block page
+    drop_every: int = 0  # every Nth API request: connection closed, no response at all
+    stall_every: int = 0  # every Nth API request: sleep stall_seconds, then answer
+    stall_seconds: float = 5.0
+    non_json_once: bool = False  # first 200 list response with data -> 200 text/html page
+
+    def __post_init__(self) -> None:
+        """Coerce JSON/CLI values to the field types; reject what cannot be a fault setting."""
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            kind = f.type if isinstance(f.type, str) else f.type.__name__
+            if kind == "bool":
+                if not isinstance(v, (bool, int)) or v not in (0, 1):
+                    raise ValueError(f"{f.name} must be true or false, not {v!r}")
+                v = bool(v)
+            elif kind in ("int", "float"):
+                if isinstance(v, bool):
+                    raise ValueError(f"{f.name} must be a number, not {v!r}")
+                v = int(v) if kind == "int" else float(v)
+                if v < 0:
+                    raise ValueError(f"{f.name} must be >= 0, not {v!r}")
+            elif kind == "str":
+                v = str(v)
+            setattr(self, f.name, v)
+        if self.rate_limit_headers not in RATE_LIMIT_HEADER_MODES:
+            raise ValueError(
+                f"rate_limit_headers must be one of {RATE_LIMIT_HEADER_MODES}, "
+                f"not {self.rate_limit_headers!r}"
+            )
 
 
 class ApiError(Exception):
@@ -1326,6 +1393,33 @@ _5XX_TEXT = {
     520: "Web server is returning an unknown error",
     524: "A timeout occurred",
 }
+_HTML_BLOCKED = (
+    "<!DOCTYPE html><html><head><title>Attention Required! | Cloudflare</title></head>"
+    "<body><h1>Sorry, you have been blocked</h1><h2>Access denied</h2>"
+    "<p>Error 1020: you are unable to access api.pipedrive.com</p>"
+    "<p>This website is using a security service to protect itself from online attacks.</p>"
+    "</body></html>"
+)
+_HTML_PROXY_200 = (
+    "<html><head><title>502 Bad Gateway</title></head>"
+    "<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>"
+)
+
+
+def _rate_limit_headers(faults: Faults, limit: int) -> dict[str, str]:
+    """Headers of the rate_limit_every 429, as faults.rate_limit_headers asks."""
+    mode = faults.rate_limit_headers
+    hdrs: dict[str, str] = {}
+    if mode in ("all", "ratelimit"):
+        hdrs = {
+            "x-ratelimit-limit": str(limit),
+            "x-ratelimit-remaining": "0",
+            # "all" keeps the burst window's 2 s (as before); "ratelimit" says 1 s.
+            "x-ratelimit-reset": str(int(BURST_WINDOW_S)) if mode == "all" else "1",
+        }
+    if mode in ("all", "retry-after"):
+        hdrs["Retry-After"] = "1"
+    return hdrs
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -1392,7 +1486,7 @@ class Handler(BaseHTTPRequestHandler):
             # the comma-separated form the spec declares (explode=false).
             params[k] = f"{params[k]},{v}" if k in params else v
         body = self._body()
-        if path.startswith("/_sandbox/"):
+        if path == "/_sandbox" or path.startswith("/_sandbox/"):
             try:
                 status, payload = sb._control(method, path, params, body)
             except (KeyError, ValueError, TypeError) as exc:
@@ -1400,9 +1494,19 @@ class Handler(BaseHTTPRequestHandler):
             self._send(status, payload)
             return
         sb._record(method, path, params, dict(self.headers.items()))
-        faults = sb.faults
+        n, faults = sb._count_api()
+        if faults.stall_every and n % faults.stall_every == 0:
+            time.sleep(faults.stall_seconds)
+        if faults.drop_every and n % faults.drop_every == 0:
+            # Hang up without a status line: the client sees RemoteDisconnected.
+            self.close_connection = True
+            return
         if faults.latency_ms:
             time.sleep(faults.latency_ms / 1000)
+        if faults.block_after and n > faults.block_after:
+            # The CDN's abuse block: HTML, not Pipedrive's JSON envelope, before any auth.
+            self._send(403, _HTML_BLOCKED)
+            return
         count, limit = sb._burst_tick()
         remaining = max(0, limit - count)
         rl = {
@@ -1429,12 +1533,20 @@ class Handler(BaseHTTPRequestHandler):
                 rl,
             )
             return
-        fault = sb._next_fault()
+        if faults.budget_exhausted_after and n > faults.budget_exhausted_after:
+            # The company's daily token budget is spent: 429 until the reset, hours away.
+            daily = {
+                "x-ratelimit-limit": str(limit),
+                "x-ratelimit-remaining": "0",
+                "x-ratelimit-reset": str(DAILY_RESET_S),
+                "Retry-After": str(DAILY_RESET_S),
+            }
+            self._send(429, _envelope("Request over limit", 429), daily)
+            return
+        fault = sb._next_fault(n, faults)
         if fault == 429:
             self._send(
-                429,
-                _envelope("Request over limit", 429),
-                {**rl, "x-ratelimit-remaining": "0", "Retry-After": "1"},
+                429, _envelope("Request over limit", 429), _rate_limit_headers(faults, limit)
             )
             return
         if fault:
@@ -1450,7 +1562,11 @@ class Handler(BaseHTTPRequestHandler):
         except ApiError as exc:
             self._send(exc.status, _envelope(exc.error, exc.status), rl)
             return
-        truncate = has_data and sb._take_truncate()
+        if has_data and sb._take_once("non_json_once"):
+            # A proxy's error page served with 200: complete, but not JSON.
+            self._send(200, _HTML_PROXY_200, rl)
+            return
+        truncate = has_data and sb._take_once("truncate_once")
         self._send(200, payload, rl, truncate=truncate)
 
 
@@ -1475,7 +1591,7 @@ class Sandbox:
         self._fault_n = 0
         self._error_n = 0
         self._burst: collections.deque[float] = collections.deque()
-        self._truncated = False
+        self._once_taken: set[str] = set()  # truncate_once / non_json_once spent
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
@@ -1558,15 +1674,18 @@ class Sandbox:
             self.requests.clear()
 
     def set_faults(self, **kw: Any) -> Faults:
-        """Change faults at run time; setting truncate_once=True arms it again."""
+        """Change faults at run time; setting truncate_once / non_json_once=True arms it again.
+
+        Every call restarts the API request count the counter-based faults use."""
         names = {f.name for f in dataclasses.fields(Faults)}
         unknown = set(kw) - names
         if unknown:
             raise TypeError(f"unknown fault(s): {sorted(unknown)}")
         with self._lock:
             self.faults = dataclasses.replace(self.faults, **kw)
-            if kw.get("truncate_once"):
-                self._truncated = False
+            for once in ("truncate_once", "non_json_once"):
+                if kw.get(once):
+                    self._once_taken.discard(once)  # re-armed
             self._fault_n = 0
         return self.faults
 
@@ -1586,22 +1705,28 @@ class Sandbox:
                 self._burst.popleft()
             return len(self._burst), self.faults.burst_limit or DEFAULT_BURST_HEADER_LIMIT
 
-    def _next_fault(self) -> int:
+    def _count_api(self) -> tuple[int, Faults]:
+        """Number this API request (from 1 since the last set_faults) with the faults now."""
         with self._lock:
             self._fault_n += 1
-            n, f = self._fault_n, self.faults
-            if f.rate_limit_every and n % f.rate_limit_every == 0:
-                return 429
-            if f.server_error_every and n % f.server_error_every == 0:
+            return self._fault_n, self.faults
+
+    def _next_fault(self, n: int, f: Faults) -> int:
+        """429 or a 5xx code if API request `n` is due one, else 0."""
+        if f.rate_limit_every and n % f.rate_limit_every == 0:
+            return 429
+        if f.server_error_every and n % f.server_error_every == 0:
+            with self._lock:
                 code = SERVER_ERROR_CYCLE[self._error_n % len(SERVER_ERROR_CYCLE)]
                 self._error_n += 1
-                return code
-            return 0
+            return code
+        return 0
 
-    def _take_truncate(self) -> bool:
+    def _take_once(self, name: str) -> bool:
+        """True the first time a one-shot fault (truncate_once, non_json_once) applies."""
         with self._lock:
-            if self.faults.truncate_once and not self._truncated:
-                self._truncated = True
+            if getattr(self.faults, name) and name not in self._once_taken:
+                self._once_taken.add(name)
                 return True
             return False
 
