@@ -352,6 +352,17 @@ class PipedriveStream(RESTStream[t.Any]):
             }
         return schema
 
+    def _write_schema_message(self) -> None:
+        """Once per run: the SDK writes it on every sync() call, i.e. for child streams
+        once per parent record."""
+        if not getattr(self, "_schema_written", False):
+            self._schema_written = True
+            super()._write_schema_message()
+
+    def has_pending_work(self) -> bool:
+        """Whether the state could now cover records whose dependants are not yet read."""
+        return False
+
     @property
     def flags_deletions(self) -> bool:
         return bool(self.deleted_if or self.recents_item)

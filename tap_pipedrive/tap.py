@@ -133,7 +133,8 @@ class TapPipedrive(Tap):
         try:
             super().sync_all()
         except PipedriveError:
-            self._state_writer.write_state(self.state)
+            if not any(stream.has_pending_work() for stream in self.streams.values()):
+                self._state_writer.write_state(self.state)
             raise
         finally:
             for line in self.meter.summary_lines():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import typing as t
@@ -63,6 +64,7 @@ def run_tap(
     catalog: dict[str, t.Any] | None = None,
     extra_args: t.Sequence[str] = (),
     timeout: float = 300,
+    env: dict[str, str] | None = None,
 ) -> TapRun:
     """Run `python -m tap_pipedrive` with config (and state, catalog) files."""
     args = [*TAP, "--config", str(write_json(tmp_path / "config.json", config))]
@@ -71,7 +73,12 @@ def run_tap(
     if catalog is not None:
         args += ["--catalog", str(write_json(tmp_path / "catalog.json", catalog))]
     done = subprocess.run(
-        [*args, *extra_args], capture_output=True, text=True, timeout=timeout, check=False
+        [*args, *extra_args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **(env or {})},
     )
     return TapRun(done.returncode, done.stdout, done.stderr)
 

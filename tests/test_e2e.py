@@ -156,6 +156,7 @@ def test_unreachable_host_ends_in_one_clear_line(
     assert "Traceback" not in stderr
     errors = [line for line in stderr.splitlines() if line.startswith("tap-pipedrive: error")]
     assert errors == ["tap-pipedrive: error: cannot reach 127.0.0.1:9 (after retries)"]
+    assert config["api_key"] not in stderr
 
 
 def test_a_run_killed_midway_resumes_from_its_last_state_without_loss(tmp_path: Path) -> None:

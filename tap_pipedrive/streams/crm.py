@@ -81,6 +81,14 @@ class DealsStream(UpdatedSinceMixin, PipedriveV2Stream):
         yield from super().get_records(context)
         self._flush_products()
 
+    def _write_state_message(self) -> None:
+        """A bookmark must not pass a deal whose products are still unread."""
+        self._flush_products()
+        super()._write_state_message()
+
+    def has_pending_work(self) -> bool:
+        return bool(self._product_batch)
+
 
 class ArchivedDealsStream(UpdatedSinceMixin, PipedriveV2Stream):
     """Archived deals, which Pipedrive leaves out of `/deals` since 2025-07-15;

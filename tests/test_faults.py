@@ -1,0 +1,148 @@
+"""Faults survived with nothing lost: the tap against the sandbox with faults switched on,
+its output compared with the sandbox's ground truth."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from tap_pipedrive.sandbox import Faults, Sandbox
+from tap_pipedrive.streams import STREAM_TYPES
+from tests.helpers import TAP, run_tap, write_json
+
+START_DATE = "2023-01-01T00:00:00Z"
+DEFAULT_STREAMS = [
+    c.name for c in STREAM_TYPES if c.selected_by_default and c.name != "deal_products"
+]
+WITH_DELETED = {"deals", "archived_deals", "projects"}
+
+
+def config_for(sandbox: Sandbox, **extra: t.Any) -> dict[str, t.Any]:
+    return {"api_key": sandbox.token, "api_url": sandbox.url, "start_date": START_DATE, **extra}
+
+
+def assert_complete(sandbox: Sandbox, *runs: t.Any) -> None:
+    """Every stream's records, across the runs given, equal the ground truth."""
+    for name in DEFAULT_STREAMS:
+        got = set().union(*(run.ids(name) for run in runs))
+        assert got == sandbox.truth(name, START_DATE, with_deleted=name in WITH_DELETED), name
+
+
+@pytest.fixture(scope="module")
+def baseline_requests(tmp_path_factory: pytest.TempPathFactory) -> int:
+    """How many requests a clean run makes, to show the faulty runs retried."""
+    with Sandbox(seed=31, scale=0.05) as clean:
+        run = run_tap(tmp_path_factory.mktemp("clean"), config_for(clean))
+        assert run.returncode == 0, run.stderr[-2000:]
+        return clean.request_count()
+
+
+@pytest.mark.parametrize("headers", ["all", "ratelimit", "retry-after", "none"])
+def test_bursts_of_429_are_waited_out(headers: str, baseline_requests: int, tmp_path: Path) -> None:
+    faults = Faults(rate_limit_every=8, rate_limit_headers=headers)
+    with Sandbox(seed=31, scale=0.05, faults=faults) as sandbox:
+        run = run_tap(tmp_path, config_for(sandbox))
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert_complete(sandbox, run)
+        assert sandbox.request_count() > baseline_requests  # the 429s were retried
+        assert "Traceback" not in run.stderr
+
+
+def test_5xx_storm_including_520_and_524(baseline_requests: int, tmp_path: Path) -> None:
+    with Sandbox(seed=31, scale=0.05, faults=Faults(server_error_every=4)) as sandbox:
+        run = run_tap(tmp_path, config_for(sandbox))
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert_complete(sandbox, run)
+        assert sandbox.request_count() >= 1.2 * baseline_requests
+        for status in ("500", "502", "503", "520", "524"):
+            assert re.search(rf"Pipedrive answered {status}\b", run.stderr), status
+
+
+def test_dropped_connections_and_timeouts_mid_page(tmp_path: Path) -> None:
+    faults = Faults(drop_every=7, stall_every=11, stall_seconds=2.0)
+    with Sandbox(seed=31, scale=0.05, faults=faults) as sandbox:
+        run = run_tap(tmp_path, config_for(sandbox, request_timeout=1))
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert_complete(sandbox, run)
+        assert "ConnectionError" in run.stderr and "Timeout" in run.stderr
+
+
+def test_truncated_and_non_json_bodies_with_status_200(tmp_path: Path) -> None:
+    with Sandbox(
+        seed=31, scale=0.05, faults=Faults(truncate_once=True, non_json_once=True)
+    ) as sandbox:
+        run = run_tap(tmp_path, config_for(sandbox))
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert_complete(sandbox, run)
+        assert "not valid JSON" in run.stderr
+
+
+def test_daily_budget_spent_stops_at_once_with_a_resumable_state(tmp_path: Path) -> None:
+    with Sandbox(seed=31, scale=0.3, faults=Faults(budget_exhausted_after=12)) as sandbox:
+        config = config_for(sandbox)
+        spent = run_tap(tmp_path, config)
+        assert spent.returncode != 0
+        assert "Traceback" not in spent.stderr
+        [line] = [x for x in spent.stderr.splitlines() if x.startswith("tap-pipedrive: error:")]
+        assert "daily API token budget" in line
+        assert sandbox.request_count() <= 13  # no retry loop on a 429 hours away
+        assert spent.final_state.get("bookmarks"), "no STATE before stopping"
+        sandbox.set_faults(budget_exhausted_after=0)
+        resumed = run_tap(tmp_path, config, state=spent.final_state)
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        assert_complete(sandbox, spent, resumed)
+
+
+def test_html_403_block_page_stops_at_once(tmp_path: Path) -> None:
+    with Sandbox(seed=31, scale=0.05, faults=Faults(block_after=8)) as sandbox:
+        run = run_tap(tmp_path, config_for(sandbox))
+        assert run.returncode != 0
+        assert "Traceback" not in run.stderr
+        [line] = [x for x in run.stderr.splitlines() if x.startswith("tap-pipedrive: error:")]
+        assert "403" in line and "block page" in line
+        assert sandbox.request_count() == 9  # no retry storm
+
+
+def test_target_exiting_early_ends_the_tap_quietly(tmp_path: Path) -> None:
+    with Sandbox(seed=31, scale=0.3) as sandbox:
+        config_file = write_json(tmp_path / "config.json", config_for(sandbox))
+        tap = subprocess.Popen(
+            [*TAP, "--config", str(config_file)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert tap.stdout is not None
+        tap.stdout.readline()
+        tap.stdout.close()  # the target is gone
+        _, stderr = tap.communicate(timeout=120)
+        text = stderr.decode()
+        assert "Traceback" not in text
+        assert "the target stopped reading (broken pipe)" in text
+        assert tap.returncode != 0
+
+
+def test_the_token_never_appears_in_any_output_on_any_path(tmp_path: Path) -> None:
+    token = "sandbox-secret-token-0f9e8d7c"
+    outputs = []
+    scenarios: list[tuple[Faults, dict[str, t.Any]]] = [
+        (Faults(), {}),
+        (Faults(), {"api_key": "wrong-" + token}),
+        (Faults(rate_limit_every=9, rate_limit_headers="none", server_error_every=10), {}),
+        (Faults(budget_exhausted_after=5), {}),
+        (Faults(block_after=5), {}),
+        (Faults(drop_every=9, truncate_once=True, non_json_once=True), {}),
+    ]
+    for faults, extra in scenarios:
+        with Sandbox(seed=31, scale=0.05, token=token, faults=faults) as sandbox:
+            run = run_tap(tmp_path, config_for(sandbox, **extra), env={"LOGLEVEL": "DEBUG"})
+            outputs.append(run.stdout + run.stderr)
+            for _, path, query, _ in sandbox.requests:
+                assert token not in path and token not in str(query)
+    assert any("DEBUG" in output for output in outputs), "debug logging was not on"
+    for output in outputs:
+        assert token not in output
+        assert "wrong-" + token not in output
