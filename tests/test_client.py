@@ -424,3 +424,33 @@ def test_deletions_come_from_recents_within_its_one_month_window() -> None:
     month_ago = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(days=30)
     assert dt.timedelta(0) < since - month_ago < dt.timedelta(minutes=10)
     assert request.params["items"] == "note"
+
+
+@pytest.mark.parametrize(
+    ("pipedrive", "emitted"),
+    [
+        ("2024-05-01 10:20:00", "2024-05-01T10:20:00+00:00"),  # v1, UTC without a zone
+        ("2024-05-01T10:20:00.000Z", "2024-05-01T10:20:00+00:00"),  # leads
+        ("2024-05-01T10:20:00.123Z", "2024-05-01T10:20:00.123000+00:00"),
+        ("2024-05-01T10:20:00Z", "2024-05-01T10:20:00+00:00"),  # v2
+        ("2024-05-01T12:20:00+02:00", "2024-05-01T10:20:00+00:00"),
+        ("", None),
+        ("not a time", "not a time"),
+    ],
+)
+def test_every_pipedrive_timestamp_format_becomes_rfc3339_utc(
+    pipedrive: str, emitted: str | None
+) -> None:
+    from tap_pipedrive.timeutil import to_rfc3339
+
+    assert to_rfc3339(pipedrive) == emitted
+
+
+def test_canonical_timestamps_sort_as_strings_in_time_order() -> None:
+    """The SDK compares bookmarks as strings: the canonical form must order like time."""
+    from tap_pipedrive.timeutil import to_rfc3339
+
+    raw = ["2024-05-01 10:20:01", "2024-05-01T10:20:00.5Z", "2024-05-01T10:20:00Z",
+           "2024-05-01T09:20:00.999Z", "2024-04-30T23:59:59+00:00"]  # fmt: skip
+    canonical = [to_rfc3339(value) for value in raw]
+    assert sorted(canonical) == canonical[::-1]

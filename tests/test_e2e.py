@@ -349,3 +349,50 @@ def test_deal_products_cost_one_request_per_100_changed_deals(tmp_path: Path) ->
         assert calls <= -(-len(live_deals) // 100), (calls, len(live_deals))
         expected = live.truth("deal_products", "2019-01-01T00:00:00Z")
         assert run.ids("deal_products") == expected
+
+
+@pytest.mark.parametrize("stream_name", ["deals", "notes", "leads", "activities"])
+def test_records_sharing_an_update_time_across_page_boundaries(
+    stream_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sandbox gives groups of records one update time; with pages of 3 and 7 those
+    groups straddle page boundaries, and every record must still arrive exactly once."""
+    since = "2019-01-01T00:00:00Z"
+    with Sandbox(seed=23, scale=0.3 if stream_name == "leads" else 0.1) as live:
+        expected = live.truth(stream_name, since, with_deleted=stream_name in WITH_DELETED)
+        for page_size in (3, 7):
+            tap = TapPipedrive(
+                config={"api_key": live.token, "api_url": live.url, "start_date": since}
+            )
+            stream = tap.streams[stream_name]
+            monkeypatch.setattr(stream, "page_size", page_size)
+            stream._write_starting_replication_value(None)
+            records = [r for r in stream.get_records(None) if r.get("update_time")]
+            times = [r["update_time"] for r in records]
+            assert len(times) > len(set(times)), "no shared update times to test with"
+            ids = [r["id"] for r in records]
+            assert len(ids) == len(set(ids)) and set(ids) == expected, page_size
+
+
+def test_start_date_with_a_timezone_offset_means_that_instant(
+    sandbox: Sandbox, config: dict[str, str], tmp_path: Path
+) -> None:
+    catalog = select(discover(tmp_path, config), ["deals", "notes"])
+    shifted = {**config, "start_date": "2023-03-01T02:00:00+02:00"}
+    run = run_tap(tmp_path, shifted, catalog=catalog)
+    assert run.returncode == 0, run.stderr[-2000:]
+    for name in ("deals", "notes"):
+        assert run.ids(name) == truth(sandbox, name, "2023-03-01T00:00:00Z"), name
+
+
+def test_nothing_is_written_to_disk(config: dict[str, str], tmp_path: Path) -> None:
+    """The tap writes only to stdout and stderr: no cache, no state file, no log file."""
+    config_file = write_json(tmp_path / "config.json", config)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    done = subprocess.run(
+        [*TAP, "--config", str(config_file)], cwd=work, capture_output=True, check=False
+    )
+    assert done.returncode == 0
+    assert list(work.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "cwd"]
