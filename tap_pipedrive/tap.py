@@ -122,6 +122,7 @@ class TapPipedrive(Tap):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         self._custom_field_layouts: dict[str, CustomFieldLayout] = {}
+        self._field_definitions: dict[str, list[dict[str, t.Any]]] = {}
         self.meter = TokenMeter()
         super().__init__(*args, **kwargs)
         self._normalize_config()
@@ -212,8 +213,7 @@ class TapPipedrive(Tap):
         that carries the entity (deals and leads share the deal fields), so they agree.
         """
         if entity not in self._custom_field_layouts:
-            fields_stream = FIELDS_STREAM_OF[entity](tap=self)
-            definitions = list(fields_stream.request_records(None))
+            definitions = self.field_definitions(entity)
             reserved = {
                 name
                 for stream_class in STREAM_TYPES
@@ -230,6 +230,15 @@ class TapPipedrive(Tap):
                 fields, labels=bool(self.config.get("custom_field_labels", True))
             )
         return self._custom_field_layouts[entity]
+
+    def field_definitions(self, entity: str) -> list[dict[str, t.Any]]:
+        """`/v1/{entity}Fields`, read once per run: for typing custom fields and for the
+        `*_fields` streams alike."""
+        if entity not in self._field_definitions:
+            fields_stream = self.streams[FIELDS_STREAM_OF[entity].name]
+            rows = list(fields_stream.request_records(None))  # type: ignore[attr-defined]
+            self._field_definitions[entity] = rows
+        return [dict(row) for row in self._field_definitions[entity]]
 
 
 def _one_line(exc: BaseException) -> str:

@@ -5,32 +5,47 @@ These are streams of their own, and the tap also reads them to type and name cus
 
 from __future__ import annotations
 
+import typing as t
+
 from tap_pipedrive.client import PipedriveV1Stream
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
 
 
 class _FieldsStream(PipedriveV1Stream):
-    """Definitions are small; read whole on every run."""
+    """Definitions are small; read whole on every run, once: the tap reads them anyway to
+    type custom fields, and the stream serves the same rows."""
+
+    entity: t.ClassVar[str]
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        return iter(self._tap.field_definitions(self.entity))  # type: ignore[attr-defined]
 
 
 class DealFieldsStream(_FieldsStream):
     """Deal fields; leads use them too. `/v1/dealFields`."""
 
     name = "deal_fields"
+    entity = "deal"
     path = "/dealFields"
 
 
 class PersonFieldsStream(_FieldsStream):
     name = "person_fields"
+    entity = "person"
     path = "/personFields"
 
 
 class OrganizationFieldsStream(_FieldsStream):
     name = "organization_fields"
+    entity = "organization"
     path = "/organizationFields"
 
 
 class ProductFieldsStream(_FieldsStream):
     name = "product_fields"
+    entity = "product"
     path = "/productFields"
 
 
@@ -38,6 +53,7 @@ class ActivityFieldsStream(_FieldsStream):
     """`/v1/activityFields` does not page."""
 
     name = "activity_fields"
+    entity = "activity"
     path = "/activityFields"
     paginated = False
 
@@ -46,6 +62,7 @@ class NoteFieldsStream(_FieldsStream):
     """`/v1/noteFields` does not page."""
 
     name = "note_fields"
+    entity = "note"
     path = "/noteFields"
     paginated = False
 
