@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from tap_pipedrive.sandbox import Sandbox
-from tap_pipedrive.streams import replication_keys
+from tap_pipedrive.streams import STREAM_TYPES, replication_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -105,13 +105,19 @@ def main() -> None:
         header = f"{'stream':<16}{'mode':<14}{'this run':>9}{'expected':>10}  file"
         print(header)
         print("-" * len(header))
+        defaults = {c.name for c in STREAM_TYPES if c.selected_by_default}
         for name, key in replication_keys().items():
+            if name not in defaults:
+                continue
             landed = after.get(name, 0) - before.get(name, 0)
             incremental = bool(key)
             if not resumed:
-                expected = str(len(sandbox.truth(name, START_DATE)))
+                with_deleted = name in ("deals", "archived_deals", "projects")
+                expected = str(len(sandbox.truth(name, START_DATE, with_deleted=with_deleted)))
             elif incremental:
                 expected = f"{changed.get(name, 0)}+"
+            elif name == "deal_products":
+                expected = "of deals"
             else:
                 expected = "all"
             mode = "incremental" if incremental else "full table"
