@@ -102,7 +102,7 @@ def main() -> None:
 
         kind = "incremental run from Meltano's saved state" if resumed else "first run (backfill)"
         print(f"\nDone in {elapsed:.1f} s, {requests} API requests: {kind}\n")
-        header = f"{'stream':<16}{'mode':<14}{'this run':>9}{'expected':>10}  file"
+        header = f"{'stream':<21}{'mode':<13}{'this run':>9}{'expected':>10}  file"
         print(header)
         print("-" * len(header))
         defaults = {c.name for c in STREAM_TYPES if c.selected_by_default}
@@ -121,8 +121,10 @@ def main() -> None:
             else:
                 expected = "all"
             mode = "incremental" if incremental else "full table"
+            if name == "deal_products":
+                mode = "of deals"
             path = OUTPUT / f"{name}.jsonl"
-            print(f"{name:<16}{mode:<14}{landed:>9}{expected:>10}  {path.relative_to(ROOT)}")
+            print(f"{name:<21}{mode:<13}{landed:>9}{expected:>10}  {path.relative_to(ROOT)}")
         print(
             "\n'expected' is the sandbox's ground truth. On a resumed run, incremental streams "
             "send the changed records,\nplus any record whose update time equals the bookmark "
