@@ -454,3 +454,17 @@ def test_canonical_timestamps_sort_as_strings_in_time_order() -> None:
            "2024-05-01T09:20:00.999Z", "2024-04-30T23:59:59+00:00"]  # fmt: skip
     canonical = [to_rfc3339(value) for value in raw]
     assert sorted(canonical) == canonical[::-1]
+
+
+@responses.activate
+def test_pacing_waits_for_the_window_reset_instead_of_collecting_a_429(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr("tap_pipedrive.client.time.sleep", waits.append)
+    monkeypatch.setattr(PipedriveStream, "backoff_max_seconds", 60.0)
+    spent = {"x-ratelimit-limit": "40", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "2"}
+    responses.get(f"{V2}/deals", json=v2_page([1], "c2"), headers=spent)
+    responses.get(f"{V2}/deals", json=v2_page([2], None), headers={"x-ratelimit-remaining": "39"})
+    assert [r["id"] for r in records(make_stream("deals"))] == [1, 2]
+    assert waits == [2.0]
