@@ -22,10 +22,13 @@ from http import HTTPStatus
 import requests
 from singer_sdk import RESTStream, SchemaDirectory, StreamSchema
 from singer_sdk.exceptions import RetriableAPIError
+from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.pagination import BaseAPIPaginator
+from singer_sdk.singerlib import RecordMessage
 
 from tap_pipedrive import schemas
 from tap_pipedrive.budget import token_cost
+from tap_pipedrive.conform import Conformer
 from tap_pipedrive.custom_fields import CustomFieldLayout
 from tap_pipedrive.errors import (
     AccessError,
@@ -358,6 +361,31 @@ class PipedriveStream(RESTStream[t.Any]):
         if not getattr(self, "_schema_written", False):
             self._schema_written = True
             super()._write_schema_message()
+
+    @cached_property
+    def _conformer(self) -> Conformer:
+        return Conformer(self.effective_schema)
+
+    @cached_property
+    def _all_properties_selected(self) -> bool:
+        return all(self.mask.values())
+
+    def _generate_record_messages(self, record: dict[str, t.Any]) -> t.Iterator[RecordMessage]:
+        """The SDK's record messages, without its per-value type conformance: see
+        `tap_pipedrive.conform` for why only boolean fields need it here."""
+        if not self._all_properties_selected:
+            pop_deselected_record_properties(record, self.schema, self.mask)
+        record = self._conformer.conform(record)
+        extracted = dt.datetime.now(UTC)
+        for stream_map in self.stream_maps:
+            mapped_record = stream_map.transform(record)
+            if mapped_record is not None:
+                yield RecordMessage(
+                    stream=stream_map.stream_alias,
+                    record=mapped_record,
+                    version=self._stream_version,
+                    time_extracted=extracted,
+                )
 
     def has_pending_work(self) -> bool:
         """Whether the state could now cover records whose dependants are not yet read."""
