@@ -731,6 +731,8 @@ class PipedriveV2Stream(PipedriveStream):
     """An endpoint of API v2 (`/api/v2/...`), cursor paging."""
 
     api_version = "v2"
+    #: Optional fields the endpoint adds when asked (`include_fields`); the schemas list them.
+    include_fields: t.ClassVar[tuple[str, ...]] = ()
 
     @property
     def url_base(self) -> str:
@@ -748,6 +750,8 @@ class PipedriveV2Stream(PipedriveStream):
         next_page_token: t.Any,
     ) -> dict[str, t.Any]:
         params = super().get_url_params(context, next_page_token)
+        if self.include_fields:
+            params["include_fields"] = ",".join(self.include_fields)
         if next_page_token:
             params["cursor"] = next_page_token
         return params

@@ -15,7 +15,8 @@ class ActivitiesStream(UpdatedSinceMixin, PipedriveV2Stream):
     path = "/activities"
     custom_field_entity = "activity"
     recents_item = "activity"
-    extra_params: t.ClassVar[dict[str, t.Any]] = {**V2_SORT, "include_fields": "attendees"}
+    extra_params: t.ClassVar[dict[str, t.Any]] = V2_SORT
+    include_fields = ("attendees",)
 
 
 class NotesStream(UpdatedSinceMixin, PipedriveV1Stream):

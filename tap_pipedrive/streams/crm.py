@@ -36,8 +36,8 @@ class DealsStream(UpdatedSinceMixin, PipedriveV2Stream):
     extra_params: t.ClassVar[dict[str, t.Any]] = {
         **V2_SORT,
         "status": "open,won,lost,deleted",
-        "include_fields": ",".join(DEAL_INCLUDE_FIELDS),
     }
+    include_fields = DEAL_INCLUDE_FIELDS
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
@@ -101,8 +101,8 @@ class ArchivedDealsStream(UpdatedSinceMixin, PipedriveV2Stream):
     extra_params: t.ClassVar[dict[str, t.Any]] = {
         **V2_SORT,
         "status": "open,won,lost,deleted",
-        "include_fields": ",".join(DEAL_INCLUDE_FIELDS),
     }
+    include_fields = DEAL_INCLUDE_FIELDS
 
 
 class PersonsStream(UpdatedSinceMixin, PipedriveV2Stream):
@@ -112,21 +112,17 @@ class PersonsStream(UpdatedSinceMixin, PipedriveV2Stream):
     path = "/persons"
     custom_field_entity = "person"
     recents_item = "person"
-    extra_params: t.ClassVar[dict[str, t.Any]] = {
-        **V2_SORT,
-        "include_fields": ",".join(
-            (
-                "next_activity_id", "last_activity_id", "open_deals_count",
-                "related_open_deals_count", "closed_deals_count", "related_closed_deals_count",
-                "participant_open_deals_count", "participant_closed_deals_count",
-                "email_messages_count", "activities_count", "done_activities_count",
-                "undone_activities_count", "files_count", "notes_count", "followers_count",
-                "won_deals_count", "related_won_deals_count", "lost_deals_count",
-                "related_lost_deals_count", "last_incoming_mail_time", "last_outgoing_mail_time",
-                "marketing_status", "doi_status", "smart_bcc_email",
-            )
-        ),
-    }  # fmt: skip
+    extra_params: t.ClassVar[dict[str, t.Any]] = V2_SORT
+    include_fields = (
+        "next_activity_id", "last_activity_id", "open_deals_count",
+        "related_open_deals_count", "closed_deals_count", "related_closed_deals_count",
+        "participant_open_deals_count", "participant_closed_deals_count",
+        "email_messages_count", "activities_count", "done_activities_count",
+        "undone_activities_count", "files_count", "notes_count", "followers_count",
+        "won_deals_count", "related_won_deals_count", "lost_deals_count",
+        "related_lost_deals_count", "last_incoming_mail_time", "last_outgoing_mail_time",
+        "marketing_status", "doi_status", "smart_bcc_email",
+    )  # fmt: skip
 
 
 class OrganizationsStream(UpdatedSinceMixin, PipedriveV2Stream):
@@ -136,19 +132,15 @@ class OrganizationsStream(UpdatedSinceMixin, PipedriveV2Stream):
     path = "/organizations"
     custom_field_entity = "organization"
     recents_item = "organization"
-    extra_params: t.ClassVar[dict[str, t.Any]] = {
-        **V2_SORT,
-        "include_fields": ",".join(
-            (
-                "next_activity_id", "last_activity_id", "open_deals_count",
-                "related_open_deals_count", "closed_deals_count", "related_closed_deals_count",
-                "email_messages_count", "people_count", "activities_count",
-                "done_activities_count", "undone_activities_count", "files_count",
-                "notes_count", "followers_count", "won_deals_count", "related_won_deals_count",
-                "lost_deals_count", "related_lost_deals_count", "smart_bcc_email",
-            )
-        ),
-    }  # fmt: skip
+    extra_params: t.ClassVar[dict[str, t.Any]] = V2_SORT
+    include_fields = (
+        "next_activity_id", "last_activity_id", "open_deals_count",
+        "related_open_deals_count", "closed_deals_count", "related_closed_deals_count",
+        "email_messages_count", "people_count", "activities_count",
+        "done_activities_count", "undone_activities_count", "files_count",
+        "notes_count", "followers_count", "won_deals_count", "related_won_deals_count",
+        "lost_deals_count", "related_lost_deals_count", "smart_bcc_email",
+    )  # fmt: skip
 
 
 class ProductsStream(UpdatedSinceMixin, PipedriveV2Stream):
