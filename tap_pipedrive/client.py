@@ -412,8 +412,10 @@ class PipedriveStream(RESTStream[t.Any]):
     def _request(
         self, prepared_request: requests.PreparedRequest, context: Context | None
     ) -> requests.Response:
-        """Every attempt, retries included, is charged before it is sent."""
+        """Every attempt, retries included, is charged before it is sent, and waits for
+        its slot under the burst limit."""
         self._tap.meter.charge(self.name, self.token_cost)  # type: ignore[attr-defined]
+        self._tap.pacer.wait_for_slot()  # type: ignore[attr-defined]
         return super()._request(prepared_request, context)
 
     @cached_property
@@ -508,7 +510,9 @@ class PipedriveStream(RESTStream[t.Any]):
         self._pace(response)
 
     def _pace(self, response: requests.Response) -> None:
-        """When the burst window is spent, wait for its reset rather than collect a 429."""
+        """Space requests by the burst limit; and should the window still be spent (other
+        clients share the token's budget), wait for its reset rather than collect a 429."""
+        self._tap.pacer.learn(response.headers)  # type: ignore[attr-defined]
         remaining = response.headers.get("x-ratelimit-remaining")
         if remaining is None:
             return
@@ -776,6 +780,7 @@ class RecentsStream(PipedriveV1Stream):
         self, prepared_request: requests.PreparedRequest, context: Context | None
     ) -> requests.Response:
         self._tap.meter.charge(self.owner, self.token_cost)  # type: ignore[attr-defined]
+        self._tap.pacer.wait_for_slot()  # type: ignore[attr-defined]
         return RESTStream._request(self, prepared_request, context)
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:

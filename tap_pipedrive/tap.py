@@ -17,6 +17,7 @@ from tap_pipedrive.client import SCHEMAS, api_roots
 from tap_pipedrive.custom_fields import NAME_MODES, CustomFieldLayout, build_custom_fields
 from tap_pipedrive.errors import ConfigError, ConnectionFailed, PipedriveError
 from tap_pipedrive.inputs import check_cli_files
+from tap_pipedrive.pacing import Pacer
 from tap_pipedrive.streams import STREAM_TYPES
 from tap_pipedrive.streams.fields import FIELDS_STREAM_OF
 from tap_pipedrive.timeutil import UTC, format_datetime, parse_datetime
@@ -124,6 +125,7 @@ class TapPipedrive(Tap):
         self._custom_field_layouts: dict[str, CustomFieldLayout] = {}
         self._field_definitions: dict[str, list[dict[str, t.Any]]] = {}
         self.meter = TokenMeter()
+        self.pacer = Pacer()
         super().__init__(*args, **kwargs)
         self._normalize_config()
         self.meter.cap = self.config.get("max_tokens_per_run")

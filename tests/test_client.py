@@ -468,3 +468,20 @@ def test_pacing_waits_for_the_window_reset_instead_of_collecting_a_429(
     responses.get(f"{V2}/deals", json=v2_page([2], None), headers={"x-ratelimit-remaining": "39"})
     assert [r["id"] for r in records(make_stream("deals"))] == [1, 2]
     assert waits == [2.0]
+
+
+def test_pacer_spaces_requests_by_the_burst_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tap_pipedrive.pacing import Pacer
+
+    clock = [100.0]
+    slept: list[float] = []
+    monkeypatch.setattr("tap_pipedrive.pacing.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("tap_pipedrive.pacing.time.sleep", slept.append)
+    pacer = Pacer()
+    pacer.wait_for_slot()  # nothing learnt yet: no wait
+    pacer.learn({"x-ratelimit-limit": "40"})  # 40 a 2 s window: one every 50 ms
+    pacer.wait_for_slot()
+    pacer.wait_for_slot()
+    clock[0] += 1.0  # a slow response: the slot is long past
+    pacer.wait_for_slot()
+    assert slept == [pytest.approx(0.05)]

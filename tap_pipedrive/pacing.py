@@ -1,0 +1,42 @@
+"""Even pacing under Pipedrive's burst limit.
+
+Pipedrive allows each token a number of requests (`x-ratelimit-limit`: 20 to 120 by plan) in
+a rolling 2-second window. A client that sends as fast as it can spends the window in a
+burst and then must wait for it to reset: at 40 a window, 40 requests and a 2 s stall. Spacing
+requests `2 s / limit` apart instead keeps the same ceiling without the stalls and without
+ever collecting a 429. The limit is learnt from the responses' headers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import typing as t
+
+BURST_WINDOW_SECONDS = 2.0
+
+
+class Pacer:
+    """Spaces requests, across every stream of the run, evenly over the burst window."""
+
+    def __init__(self) -> None:
+        self.interval = 0.0
+        self._next_slot = 0.0
+        self._lock = threading.Lock()
+
+    def wait_for_slot(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)
+
+    def learn(self, headers: t.Mapping[str, str]) -> None:
+        """Take the burst limit from `x-ratelimit-limit`, if the response has it."""
+        try:
+            limit = int(float(headers.get("x-ratelimit-limit", "")))
+        except ValueError:
+            return
+        if limit > 0:
+            self.interval = BURST_WINDOW_SECONDS / limit
