@@ -396,3 +396,19 @@ def test_nothing_is_written_to_disk(config: dict[str, str], tmp_path: Path) -> N
     assert done.returncode == 0
     assert list(work.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "cwd"]
+
+
+def test_a_custom_field_missing_from_the_catalog_still_arrives_and_is_reported(
+    config: dict[str, str], tmp_path: Path
+) -> None:
+    """As if the field had been created in Pipedrive after discovery."""
+    catalog = select(discover(tmp_path, config), ["deals"])
+    [deals] = [entry for entry in catalog["streams"] if entry["tap_stream_id"] == "deals"]
+    custom = [key for key in deals["schema"]["properties"] if re.fullmatch("[0-9a-f]{40}", key)]
+    late = custom[0]
+    del deals["schema"]["properties"][late]
+    deals["metadata"] = [m for m in deals["metadata"] if m["breadcrumb"] != ["properties", late]]
+    run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert any(record.get(late) is not None for record in run.records("deals"))
+    assert "is not in the catalog" in run.stderr and late in run.stderr
