@@ -639,7 +639,12 @@ class PipedriveStream(RESTStream[t.Any]):
         since = max(since or floor, floor)
         recents = RecentsStream(self._tap, item=self.recents_item, since=since, owner=self.name)
         seen = set()
-        for entry in recents.request_records(None):
+        try:
+            entries = list(recents.request_records(None))
+        except ApiError as exc:
+            self.logger.warning("Cannot read deletions from /v1/recents (%s); skipped", exc)
+            return
+        for entry in entries:
             data = entry.get("data") or {}
             if entry.get("item") != self.recents_item or entry.get("id") in seen:
                 continue

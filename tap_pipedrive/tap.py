@@ -15,7 +15,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from tap_pipedrive.budget import TokenCapReached, TokenMeter
 from tap_pipedrive.client import SCHEMAS, api_roots
 from tap_pipedrive.custom_fields import NAME_MODES, CustomFieldLayout, build_custom_fields
-from tap_pipedrive.errors import ConfigError, ConnectionFailed, PipedriveError
+from tap_pipedrive.errors import ApiError, ConfigError, ConnectionFailed, PipedriveError
 from tap_pipedrive.inputs import check_cli_files
 from tap_pipedrive.pacing import Pacer
 from tap_pipedrive.streams import STREAM_TYPES
@@ -238,7 +238,19 @@ class TapPipedrive(Tap):
         `*_fields` streams alike."""
         if entity not in self._field_definitions:
             fields_stream = self.streams[FIELDS_STREAM_OF[entity].name]
-            rows = list(fields_stream.request_records(None))  # type: ignore[attr-defined]
+            try:
+                rows = list(fields_stream.request_records(None))  # type: ignore[attr-defined]
+            except ApiError as exc:
+                # E.g. a proxy or an API version without the endpoint (404): custom fields
+                # then pass through untyped, under their keys, rather than stop the run.
+                self.logger.warning(
+                    "Cannot read %s field definitions (%s): %s custom fields pass through "
+                    "untyped",
+                    entity,
+                    exc,
+                    entity,
+                )
+                rows = []
             self._field_definitions[entity] = rows
         return [dict(row) for row in self._field_definitions[entity]]
 

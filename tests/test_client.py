@@ -485,3 +485,21 @@ def test_pacer_spaces_requests_by_the_burst_limit(monkeypatch: pytest.MonkeyPatc
     clock[0] += 1.0  # a slow response: the slot is long past
     pacer.wait_for_slot()
     assert slept == [pytest.approx(0.05)]
+
+
+@responses.activate
+def test_missing_fields_and_recents_endpoints_degrade_without_losing_records() -> None:
+    """A proxy or API without `*Fields` or `/recents` (404): custom fields pass through
+    under their keys and deletions are skipped, with a warning; the run goes on."""
+    for entity in FIELD_ENDPOINTS:
+        responses.get(f"{V1}/{entity}Fields", status=404, json={"success": False, "error": "x"})
+    responses.get(f"{V1}/recents", status=404, json={"success": False, "error": "not found"})
+    record = {"id": 1, "update_time": "2024-06-01T10:00:00Z", "custom_fields": {"a" * 40: 5}}
+    responses.get(
+        f"{V2}/persons",
+        json={"success": True, "data": [record], "additional_data": {"next_cursor": None}},
+    )
+    tap = TapPipedrive(config=CONFIG, validate_config=True)
+    stream = t.cast(PipedriveStream, tap.streams["persons"])
+    [row] = records(stream)
+    assert stream.post_process(row)["a" * 40] == 5
