@@ -10,10 +10,10 @@ import typing as t
 import requests
 from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.exceptions import ConfigValidationError, RetriableAPIError
 
 from tap_pipedrive.budget import TokenCapReached, TokenMeter
-from tap_pipedrive.client import SCHEMAS, api_roots
+from tap_pipedrive.client import SCHEMAS, PipedriveStream, api_roots
 from tap_pipedrive.custom_fields import NAME_MODES, CustomFieldLayout, build_custom_fields
 from tap_pipedrive.errors import ApiError, ConfigError, ConnectionFailed, PipedriveError
 from tap_pipedrive.inputs import check_cli_files
@@ -135,7 +135,7 @@ class TapPipedrive(Tap):
         so that the next run resumes from there instead of starting over."""
         try:
             super().sync_all()
-        except PipedriveError:
+        except (PipedriveError, RetriableAPIError, requests.exceptions.RequestException):
             if not any(stream.has_pending_work() for stream in self.streams.values()):
                 self._state_writer.write_state(self.state)
             raise
@@ -244,8 +244,7 @@ class TapPipedrive(Tap):
                 # E.g. a proxy or an API version without the endpoint (404): custom fields
                 # then pass through untyped, under their keys, rather than stop the run.
                 self.logger.warning(
-                    "Cannot read %s field definitions (%s): %s custom fields pass through "
-                    "untyped",
+                    "Cannot read %s field definitions (%s): %s custom fields pass through untyped",
                     entity,
                     exc,
                     entity,
@@ -281,6 +280,20 @@ def main() -> None:
     except requests.exceptions.Timeout:
         print(
             "tap-pipedrive: error: Pipedrive did not answer within request_timeout (after retries)",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    except RetriableAPIError as exc:
+        print(
+            f"tap-pipedrive: error: still failing after {PipedriveStream.max_tries} tries: "
+            f"{_one_line(exc)}; the last STATE emitted lets the next run resume",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    except requests.exceptions.RequestException as exc:
+        print(
+            f"tap-pipedrive: error: network error talking to Pipedrive "
+            f"({type(exc).__name__}, after retries)",
             file=sys.stderr,
         )
         sys.exit(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import signal
 import subprocess
@@ -33,6 +34,15 @@ def truth(sandbox: Sandbox, name: str, since: str = START_DATE) -> set[t.Any]:
 INCREMENTAL = sorted(name for name, key in STREAMS.items() if key)
 TOUCHED = {"deals": 4, "persons": 3, "organizations": 2, "activities": 3, "products": 2,
            "notes": 2, "leads": 2, "users": 1}  # fmt: skip
+
+
+@pytest.fixture
+def in_process_cli() -> t.Iterator[None]:
+    """The SDK's CLI adds a root log handler on the stderr of the moment each time it is
+    built; remove it afterwards, or the next in-process run logs to a closed capture."""
+    handlers = logging.getLogger().handlers[:]
+    yield
+    logging.getLogger().handlers[:] = handlers
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +150,8 @@ def test_unreachable_host_ends_in_one_clear_line(
     config: dict[str, str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    capfd: pytest.CaptureFixture[str],
+    in_process_cli: None,
 ) -> None:
     """In-process, so the retries before giving up can be made short."""
     monkeypatch.setattr(PipedriveStream, "backoff_base_seconds", 0.01)
@@ -152,7 +163,7 @@ def test_unreachable_host_ends_in_one_clear_line(
     with pytest.raises(SystemExit) as exited:
         main()
     assert exited.value.code != 0
-    stderr = capsys.readouterr().err
+    stderr = capfd.readouterr().err
     assert "Traceback" not in stderr
     errors = [line for line in stderr.splitlines() if line.startswith("tap-pipedrive: error")]
     assert errors == ["tap-pipedrive: error: cannot reach 127.0.0.1:9 (after retries)"]
@@ -412,3 +423,30 @@ def test_a_custom_field_missing_from_the_catalog_still_arrives_and_is_reported(
     assert run.returncode == 0, run.stderr[-2000:]
     assert any(record.get(late) is not None for record in run.records("deals"))
     assert "is not in the catalog" in run.stderr and late in run.stderr
+
+
+def test_a_fault_that_outlasts_the_retries_ends_in_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    in_process_cli: None,
+) -> None:
+    """In-process, so the retries can be made short: every request answers 503."""
+    monkeypatch.setattr(PipedriveStream, "backoff_base_seconds", 0.01)
+    with Sandbox(seed=3, scale=0.05) as live:
+        config = {"api_key": live.token, "api_url": live.url, "start_date": START_DATE}
+        catalog = write_json(
+            tmp_path / "catalog.json", select(discover(tmp_path, config), ["notes"])
+        )
+        live.set_faults(server_error_every=1)
+        config_file = write_json(tmp_path / "config.json", config)
+        monkeypatch.setattr(
+            "sys.argv", ["tap-pipedrive", "--config", str(config_file), "--catalog", str(catalog)]
+        )
+        with pytest.raises(SystemExit) as exited:
+            main()
+    assert exited.value.code == 1
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    [line] = [x for x in err.splitlines() if x.startswith("tap-pipedrive: error:")]
+    assert "still failing after 8 tries" in line and "Pipedrive answered" in line
