@@ -201,27 +201,26 @@ class UpdateTimePaginator(OffsetPaginator):
     read. An update mid-sync can then only shift records within one second's tie group.
     """
 
-    def __init__(self, page_size: int, replication_key: str) -> None:
+    def __init__(self, page_size: int, replication_key: str, since: str | None) -> None:
         super().__init__(page_size)
         self._value = None
         self.replication_key = replication_key
+        self.since = since
 
-    def get_next(self, response: requests.Response) -> tuple[str, int] | None:
+    def get_next(self, response: requests.Response) -> tuple[str | None, int] | None:
         payload = payload_of(response)
         additional = payload.get("additional_data") or {}
         if super().next_token(additional) is None:
             return None
         records = payload.get("data") or []
-        since, start = self.current_value or (None, 0)
-        last_second = _second_of(records[-1].get(self.replication_key)) if records else None
-        if last_second is None:
-            # No usable update time: fall back to plain offset paging on the same filter.
-            return (since, start + len(records)) if since is not None else None
-        same_second = 0
-        for record in reversed(records):
-            if _second_of(record.get(self.replication_key)) != last_second:
-                break
-            same_second += 1
+        since, start = self.current_value or (self.since, 0)
+        seconds = [_second_of(record.get(self.replication_key)) for record in records]
+        if not seconds or None in seconds or seconds != sorted(seconds):
+            # Not sorted by update time as asked (or no update times): restarting at the
+            # last record's time could skip records; page on by plain offsets instead.
+            return since, start + len(records)
+        last_second = seconds[-1]
+        same_second = seconds.count(last_second)  # sorted: they are the page's last ones
         if last_second == since:
             return since, start + same_second
         return last_second, same_second
@@ -239,8 +238,10 @@ class NewestFirstPaginator(OffsetPaginator):
     def get_next(self, response: requests.Response) -> int | None:
         records = payload_of(response).get("data") or []
         if self.since is not None and records:
-            oldest = records[-1].get(self.replication_key)
-            if isinstance(oldest, str) and oldest and parse_datetime(oldest) < self.since:
+            seconds = [_second_of(record.get(self.replication_key)) for record in records]
+            if None in seconds or seconds != sorted(seconds, reverse=True):
+                self.since = None  # not sorted as asked: read on to the end, never stop early
+            elif parse_datetime(records[-1][self.replication_key]) < self.since:
                 return None
         return super().get_next(response)
 
@@ -717,7 +718,10 @@ class PipedriveV1Stream(PipedriveStream):
         if not self.paginated:
             return None
         if self.is_sorted and self.replication_key and self.updated_since_param:
-            return UpdateTimePaginator(self.page_size, self.replication_key)
+            since = self.get_starting_timestamp(self.context)
+            return UpdateTimePaginator(
+                self.page_size, self.replication_key, to_query_timestamp(since) if since else None
+            )
         if self.newest_first and self.replication_key:
             since = self.get_starting_timestamp(self.context)
             return NewestFirstPaginator(self.page_size, self.replication_key, since)

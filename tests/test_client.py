@@ -503,3 +503,34 @@ def test_missing_fields_and_recents_endpoints_degrade_without_losing_records() -
     stream = t.cast(PipedriveStream, tap.streams["persons"])
     [row] = records(stream)
     assert stream.post_process(row)["a" * 40] == 5
+
+
+@responses.activate
+def test_unsorted_keyset_page_keeps_the_original_filter() -> None:
+    """Should a server ignore `sort`, restarting at the last record's time would skip the
+    earlier records not yet read: page on by offsets under the original filter instead."""
+    from tap_pipedrive.client import UpdateTimePaginator
+
+    unsorted = ["2024-06-03 10:00:00", "2024-06-01 10:00:00", "2024-06-02 10:00:00"]
+    responses.get(f"{V1}/notes", json=v1_page([1, 2, 3], 0, True, unsorted))
+    response = requests.get(f"{V1}/notes", timeout=5)
+    paginator = UpdateTimePaginator(500, "update_time", "2024-05-01T00:00:00Z")
+    assert paginator.get_next(response) == ("2024-05-01T00:00:00Z", 3)
+
+
+@responses.activate
+def test_newest_first_paging_reads_on_when_the_page_is_not_sorted() -> None:
+    import datetime as _dt
+
+    from tap_pipedrive.client import NewestFirstPaginator
+
+    since = _dt.datetime(2024, 6, 2, tzinfo=_dt.timezone.utc)
+    old_first = ["2024-05-01 10:00:00", "2024-06-05 10:00:00"]
+    responses.get(f"{V1}/files", json=v1_page([1, 2], 0, True, old_first))
+    paginator = NewestFirstPaginator(2, "update_time", since)
+    assert paginator.get_next(requests.get(f"{V1}/files", timeout=5)) == 2
+    assert paginator.since is None
+    newest_first = ["2024-06-05 10:00:00", "2024-05-01 10:00:00"]
+    responses.replace(responses.GET, f"{V1}/files", json=v1_page([1, 2], 0, True, newest_first))
+    paginator = NewestFirstPaginator(2, "update_time", since)
+    assert paginator.get_next(requests.get(f"{V1}/files", timeout=5)) is None
