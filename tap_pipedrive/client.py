@@ -415,9 +415,14 @@ class PipedriveStream(RESTStream[t.Any]):
     ) -> requests.Response:
         """Every attempt, retries included, is charged before it is sent, and waits for
         its slot under the burst limit."""
-        self._tap.meter.charge(self.name, self.token_cost)  # type: ignore[attr-defined]
+        self._tap.meter.charge(self.meter_name, self.token_cost)  # type: ignore[attr-defined]
         self._tap.pacer.wait_for_slot()  # type: ignore[attr-defined]
         return super()._request(prepared_request, context)
+
+    @property
+    def meter_name(self) -> str:
+        """The stream whose API usage a request counts towards."""
+        return self.name
 
     @cached_property
     def datetime_fields(self) -> tuple[str, ...]:
@@ -785,12 +790,9 @@ class RecentsStream(PipedriveV1Stream):
     def schema(self) -> dict[str, t.Any]:  # type: ignore[override]
         return {"type": "object", "properties": {}, "additionalProperties": True}
 
-    def _request(
-        self, prepared_request: requests.PreparedRequest, context: Context | None
-    ) -> requests.Response:
-        self._tap.meter.charge(self.owner, self.token_cost)  # type: ignore[attr-defined]
-        self._tap.pacer.wait_for_slot()  # type: ignore[attr-defined]
-        return RESTStream._request(self, prepared_request, context)
+    @property
+    def meter_name(self) -> str:
+        return self.owner
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         params = super().get_url_params(context, next_page_token)
