@@ -290,6 +290,7 @@ class PipedriveStream(RESTStream[t.Any]):
     #: The endpoint cannot filter by update time: records older than the bookmark are
     #: dropped here, so an incremental run sends only what changed.
     filter_here: t.ClassVar[bool] = False
+    _filter_since: dt.datetime | None = None
 
     #: Tries per request before giving up on a transient fault, and the backoff cap.
     max_tries: t.ClassVar[int] = 8
@@ -610,6 +611,8 @@ class PipedriveStream(RESTStream[t.Any]):
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         self._normalize_bookmark(context)
         self._warn_of_fields_missing_from_catalog()
+        if self.filter_here and self.replication_key:
+            self._filter_since = self.get_starting_timestamp(context)
         yield from self.request_records(context)
         if self.recents_item:
             yield from self._recent_deletions(context)
@@ -683,7 +686,7 @@ class PipedriveStream(RESTStream[t.Any]):
         return row
 
     def _older_than_bookmark(self, row: dict[str, t.Any], context: Context | None) -> bool:
-        since = self.get_starting_timestamp(context) if self.replication_key else None
+        since = self._filter_since  # read once per sync in get_records, not per record
         value = row.get(self.replication_key) if since is not None else None
         return isinstance(value, str) and bool(value) and parse_datetime(value) < since
 
