@@ -292,6 +292,19 @@ V2_LISTS: dict[str, ListSpec] = {
         filters=("pipeline_id",),
     ),
 }
+#: The fields `/v1/leads` and `/v1/leads/archived` sort by (the spec lists the same).
+LEAD_SORTS = (
+    "id",
+    "title",
+    "owner_id",
+    "creator_id",
+    "was_seen",
+    "expected_close_date",
+    "next_activity_id",
+    "add_time",
+    "update_time",
+)
+
 V1_LISTS: dict[str, ListSpec] = {
     "notes": ListSpec(
         "notes",
@@ -312,17 +325,7 @@ V1_LISTS: dict[str, ListSpec] = {
     "leads": ListSpec(
         "leads",
         "v1",
-        sorts=(
-            "id",
-            "title",
-            "owner_id",
-            "creator_id",
-            "was_seen",
-            "expected_close_date",
-            "next_activity_id",
-            "add_time",
-            "update_time",
-        ),
+        sorts=LEAD_SORTS,
         updated_until=False,
         filters=("owner_id", "person_id", "organization_id"),
         since_kind="iso8601",
@@ -331,17 +334,7 @@ V1_LISTS: dict[str, ListSpec] = {
     "leads/archived": ListSpec(
         "leads",
         "v1",
-        sorts=(
-            "id",
-            "title",
-            "owner_id",
-            "creator_id",
-            "was_seen",
-            "expected_close_date",
-            "next_activity_id",
-            "add_time",
-            "update_time",
-        ),
+        sorts=LEAD_SORTS,
         updated_since=False,
         updated_until=False,
         filters=("owner_id", "person_id", "organization_id"),
