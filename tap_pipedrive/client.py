@@ -23,13 +23,14 @@ import requests
 from singer_sdk import RESTStream, SchemaDirectory, StreamSchema
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers._catalog import pop_deselected_record_properties
-from singer_sdk.pagination import BaseAPIPaginator
+from singer_sdk.pagination import BaseAPIPaginator, SinglePagePaginator
 from singer_sdk.singerlib import RecordMessage
 
 from tap_pipedrive import schemas
 from tap_pipedrive.budget import token_cost
 from tap_pipedrive.conform import Conformer
 from tap_pipedrive.custom_fields import CustomFieldLayout
+from tap_pipedrive.pipeline import PageChain
 from tap_pipedrive.errors import (
     AccessError,
     ApiError,
@@ -266,6 +267,15 @@ class CursorPaginator(_PipedrivePaginator):
         return additional.get("next_cursor") or None
 
 
+class _PageToken:
+    """What the SDK's request builder reads of a paginator: the token of the page."""
+
+    __slots__ = ("current_value",)
+
+    def __init__(self, token: t.Any) -> None:
+        self.current_value = token
+
+
 class PipedriveStream(RESTStream[t.Any]):
     """What every Pipedrive stream shares. Subclasses set `path`, keys and schema."""
 
@@ -424,6 +434,61 @@ class PipedriveStream(RESTStream[t.Any]):
     def meter_name(self) -> str:
         """The stream whose API usage a request counts towards."""
         return self.name
+
+    # -- pages in flight ----------------------------------------------------------------
+
+    @cached_property
+    def _send(self) -> t.Callable[[requests.PreparedRequest, Context | None], requests.Response]:
+        """One request with the SDK's retries and backoff around it."""
+        return self.request_decorator(self._request)
+
+    def fetch_page(self, context: Context | None, token: t.Any) -> requests.Response:
+        """Send the request for the page `token` names (retries included); thread-safe."""
+        prepared = self._prepare_request(context=context, page=_PageToken(token))
+        return self._send(prepared, context)
+
+    @property
+    def concurrency(self) -> int:
+        return int(getattr(self._tap, "concurrency", 1) or 1)
+
+    def new_chain(
+        self, context: Context | None, paginator: BaseAPIPaginator[t.Any], **options: t.Any
+    ) -> PageChain:
+        """The pages of `paginator` under `context`, fetched ahead of the reader."""
+        return PageChain(
+            lambda token: self.fetch_page(context, token),
+            paginator,
+            inline=self.concurrency <= 1,
+            name=f"{self.name}-pages",
+            **options,
+        )
+
+    def first_chain(self, context: Context | None) -> PageChain:
+        """The stream's plain page chain: the one the tap may have started before the
+        stream's turn came, else a new one."""
+        head = self._tap.take_head(self, context)  # type: ignore[attr-defined]
+        if head is not None:
+            return head
+        return self.new_chain(context, self.get_new_paginator() or SinglePagePaginator())
+
+    def head_chain(self, context: Context | None) -> PageChain:
+        """The stream's first page, to be requested before its turn: held after that page
+        until the stream reads it. The bookmark it starts from is settled first, as the
+        SDK settles it when the stream's turn comes."""
+        self._normalize_bookmark(context)
+        if self.replication_key:
+            self._write_starting_replication_value(context)
+        return self.new_chain(context, self.get_new_paginator() or SinglePagePaginator(), hold=True)
+
+    def response_pages(self, context: Context | None) -> t.Iterator[requests.Response]:
+        """The responses to read, in order. Streams that can split their list into
+        independent parts override this to keep several requests in flight."""
+        yield from self.first_chain(context).pages()
+
+    def request_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """Every record of every page, in order; the pages come from `response_pages`."""
+        for response in self.response_pages(context):
+            yield from self.parse_response(response)
 
     @cached_property
     def datetime_fields(self) -> tuple[str, ...]:

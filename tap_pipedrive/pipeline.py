@@ -1,0 +1,135 @@
+"""Requests kept in flight ahead of the reader, so that a slow API is read at its rate limit
+rather than one round trip at a time, while records still leave in order.
+
+A *chain* is a run of pages that must be requested one after another (each needs the
+previous page's cursor or offset). Its own thread fetches it a page or two ahead of the
+reader, so the next request is on its way while this page's records are written. Streams
+keep several chains going at once where the API lets them split the work into independent
+chains (time windows of a v2 list, offset pages of a v1 list, batches of deal ids) and
+read them back in order. Memory stays bounded: each chain holds at most `depth` pages.
+
+With `concurrency` 1 nothing runs ahead: a chain then fetches in the reader's own thread,
+one request at a time, exactly as a plain sequential client would.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import typing as t
+
+if t.TYPE_CHECKING:
+    import requests
+    from singer_sdk.pagination import BaseAPIPaginator
+
+_PAGE, _ERROR, _END = "page", "error", "end"
+_POLL_SECONDS = 0.2
+
+
+class PageChain:
+    """The pages of one paginator, fetched by a thread of its own ahead of the reader.
+
+    `fetch(token)` sends one request (retries included) and returns its response; the
+    paginator computes each next token from the response. With `hold=True` the thread stops
+    after the first page until the reader asks for a second one (or calls `release`): a
+    stream's first page can then be requested long before the stream is read, holding
+    nothing more than that page. `max_pages` ends the chain early.
+    """
+
+    def __init__(
+        self,
+        fetch: t.Callable[[t.Any], requests.Response],
+        paginator: BaseAPIPaginator[t.Any],
+        *,
+        depth: int = 2,
+        hold: bool = False,
+        max_pages: int | None = None,
+        inline: bool = False,
+        name: str = "page-chain",
+    ) -> None:
+        self.fetch = fetch
+        self.paginator = paginator
+        self.max_pages = max_pages
+        self.inline = inline
+        self.name = name
+        self._queue: queue.Queue[tuple[str, t.Any]] = queue.Queue(maxsize=max(depth, 1))
+        self._stopped = threading.Event()
+        self._released = threading.Event()
+        if not hold:
+            self._released.set()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> PageChain:
+        """Start fetching now (a no-op when inline or already started)."""
+        if not self.inline and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
+        return self
+
+    def release(self) -> None:
+        """Let a held chain fetch on past its first page."""
+        self._released.set()
+
+    def stop(self) -> None:
+        """Fetch no further page; what is in flight is dropped."""
+        self._stopped.set()
+        self._released.set()
+
+    def pages(self) -> t.Iterator[requests.Response]:
+        """The responses in order; an error of the fetching thread is raised here."""
+        if self.inline:
+            yield from self._inline_pages()
+            return
+        self.start()
+        served = 0
+        try:
+            while True:
+                if served == 1:
+                    self.release()
+                kind, value = self._queue.get()
+                if kind == _END:
+                    return
+                if kind == _ERROR:
+                    raise value
+                served += 1
+                yield value
+        finally:
+            self.stop()
+
+    def _inline_pages(self) -> t.Iterator[requests.Response]:
+        served = 0
+        while not self.paginator.finished and not self._stopped.is_set():
+            if self.max_pages is not None and served >= self.max_pages:
+                return
+            response = self.fetch(self.paginator.current_value)
+            self.paginator.advance(response)
+            served += 1
+            yield response
+
+    def _run(self) -> None:
+        try:
+            fetched = 0
+            while not self.paginator.finished and not self._stopped.is_set():
+                if self.max_pages is not None and fetched >= self.max_pages:
+                    break
+                if fetched == 1:
+                    self._released.wait()
+                    if self._stopped.is_set():
+                        break
+                response = self.fetch(self.paginator.current_value)
+                self.paginator.advance(response)
+                fetched += 1
+                if not self._put((_PAGE, response)):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader, raised there
+            self._put((_ERROR, exc))
+        self._put((_END, None))
+
+    def _put(self, item: tuple[str, t.Any]) -> bool:
+        while not self._stopped.is_set():
+            try:
+                self._queue.put(item, timeout=_POLL_SECONDS)
+            except queue.Full:
+                continue
+            return True
+        return False
