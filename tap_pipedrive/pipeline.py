@@ -14,9 +14,12 @@ one request at a time, exactly as a plain sequential client would.
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import queue
 import threading
 import typing as t
+from dataclasses import dataclass
 
 if t.TYPE_CHECKING:
     import requests
@@ -121,7 +124,7 @@ class PageChain:
                 fetched += 1
                 if not self._put((_PAGE, response)):
                     return
-        except BaseException as exc:  # noqa: BLE001 - handed to the reader, raised there
+        except BaseException as exc:  # handed to the reader, raised there
             self._put((_ERROR, exc))
         self._put((_END, None))
 
@@ -133,3 +136,72 @@ class PageChain:
                 continue
             return True
         return False
+
+
+@dataclass(frozen=True)
+class Window:
+    """Records updated in `[since, until)` (`until` None: open-ended), minus `skip_ids`,
+    the records of the `since` second already read."""
+
+    since: dt.datetime
+    until: dt.datetime | None
+    skip_ids: frozenset[t.Any] = frozenset()
+
+
+class TimeWindows:
+    """Splits the update times from `start` on into windows of about `target` records.
+
+    The number of records in a window is guessed from the density (records per second)
+    seen in the windows read so far, so that most windows fit one page: a wrong guess costs
+    a second page (too dense) or a part-filled one (too sparse), never a record. Windows
+    end at `until`, the run's start; the last one is open-ended.
+    """
+
+    def __init__(
+        self,
+        start: dt.datetime,
+        until: dt.datetime,
+        density: float,
+        *,
+        target: int,
+        skip_ids: frozenset[t.Any] = frozenset(),
+    ) -> None:
+        self.next_since: dt.datetime | None = start
+        self.until = until
+        self.density = max(density, 1e-9)
+        self.target = target
+        self._skip_ids = skip_ids
+
+    @classmethod
+    def after_page(
+        cls, times: list[dt.datetime], ids: list[t.Any], until: dt.datetime, *, target: int
+    ) -> TimeWindows:
+        """The windows after a first page of records with these (sorted) update times."""
+        last = times[-1]
+        span = max((last - times[0]).total_seconds(), 1.0)
+        skip = frozenset(i for i, time in zip(ids, times, strict=True) if time == last)
+        return cls(last, until, len(times) / span, target=target, skip_ids=skip)
+
+    def next(self) -> Window | None:
+        since = self.next_since
+        if since is None:
+            return None
+        seconds = max(math.ceil(self.target / self.density), 1)
+        end = since + dt.timedelta(seconds=seconds)
+        if end >= self.until:
+            end, self.next_since = None, None
+        else:
+            self.next_since = end
+        window = Window(since, end, self._skip_ids)
+        self._skip_ids = frozenset()
+        return window
+
+    def observe(self, window: Window, records: int) -> None:
+        """Learn the density from a window read in full."""
+        if window.until is None:
+            return
+        seconds = (window.until - window.since).total_seconds()
+        if records:
+            self.density = records / seconds
+        else:
+            self.density /= 4  # an empty stretch: widen the next windows quickly

@@ -15,6 +15,7 @@ class ActivitiesStream(UpdatedSinceMixin, PipedriveV2Stream):
     path = "/activities"
     custom_field_entity = "activity"
     recents_item = "activity"
+    updated_until_param = "updated_until"
     extra_params: t.ClassVar[dict[str, t.Any]] = V2_SORT
     include_fields = ("attendees",)
 

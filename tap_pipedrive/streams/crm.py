@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import typing as t
+from collections import deque
+from dataclasses import dataclass, field
 
 from tap_pipedrive.client import PipedriveV1Stream, PipedriveV2Stream, UpdatedSinceMixin
 from tap_pipedrive.streams.deal_children import (
@@ -14,6 +17,8 @@ from tap_pipedrive.streams.deal_children import (
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
+
+    from tap_pipedrive.pipeline import PageChain
 
 V2_SORT = {"sort_by": "update_time", "sort_direction": "asc"}
 DEAL_INCLUDE_FIELDS = (
@@ -33,6 +38,7 @@ class DealsStream(UpdatedSinceMixin, PipedriveV2Stream):
     path = "/deals"
     custom_field_entity = "deal"
     deleted_if = (("status", "deleted"), ("is_deleted", True))
+    updated_until_param = "updated_until"
     extra_params: t.ClassVar[dict[str, t.Any]] = {
         **V2_SORT,
         "status": "open,won,lost,deleted",
@@ -41,27 +47,31 @@ class DealsStream(UpdatedSinceMixin, PipedriveV2Stream):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
-        self._product_batch: list[int] = []
+        self._product_batch = _ProductBatch()
+        #: Batches whose products are requested but not yet written, oldest first.
+        self._batches_in_flight: deque[_ProductBatch] = deque()
 
     def get_child_context(self, record: dict, context: Context | None) -> dict[str, t.Any]:
         return {
             "deal_id": record["id"],
+            "update_time": record.get("update_time"),
             "deleted": bool(record.get("_sdc_deleted_at")),
+            "products_count": record.get("products_count"),
             "participants_count": record.get("participants_count"),
         }
 
     def _sync_children(self, child_context: Context | None) -> None:
-        """Route each changed deal: products are batched 100 deals a request; participants
-        only for deals that have some; no child requests for deleted deals."""
+        """Route each changed deal: products are batched 100 deals a request, for deals
+        that have products; participants only for deals that have some; no child requests
+        for deleted deals."""
         if not child_context or child_context["deleted"]:
             return
         for child in self.child_streams:
             if not (child.selected or child.has_selected_descendents):
                 continue
             if isinstance(child, DealProductsStream):
-                self._product_batch.append(child_context["deal_id"])
-                if len(self._product_batch) >= DEAL_IDS_PER_REQUEST:
-                    self._flush_products()
+                if child_context["products_count"] not in (0, "0"):
+                    self._add_to_product_batch(child, child_context)
             elif isinstance(child, DealParticipantsStream) and child_context[
                 "participants_count"
             ] in (0, "0"):
@@ -69,25 +79,68 @@ class DealsStream(UpdatedSinceMixin, PipedriveV2Stream):
             else:
                 child.sync(context={"deal_id": child_context["deal_id"]})
 
+    def _add_to_product_batch(self, child: DealProductsStream, deal: Context) -> None:
+        """Request a batch as soon as it is full; write the oldest batch's products once
+        more batches are in flight than the round trip needs."""
+        batch = self._product_batch
+        if not batch.deal_ids:
+            batch.first_update_time = deal["update_time"]
+        batch.deal_ids.append(deal["deal_id"])
+        if len(batch.deal_ids) >= DEAL_IDS_PER_REQUEST:
+            self._send_product_batch(child)
+        while len(self._batches_in_flight) > self.in_flight_wanted() - 1:
+            self._write_oldest_batch(child)
+
+    def _send_product_batch(self, child: DealProductsStream) -> None:
+        batch, self._product_batch = self._product_batch, _ProductBatch()
+        if batch.deal_ids:
+            batch.chain = child.prefetch({"deal_ids": batch.deal_ids})
+            self._batches_in_flight.append(batch)
+
+    def _write_oldest_batch(self, child: DealProductsStream) -> None:
+        batch = self._batches_in_flight.popleft()
+        child.sync(context={"deal_ids": batch.deal_ids})
+
     def _flush_products(self) -> None:
-        batch, self._product_batch = self._product_batch, []
-        if not batch:
-            return
+        """Write the products of every deal emitted so far."""
         for child in self.child_streams:
             if isinstance(child, DealProductsStream) and child.selected:
-                child.sync(context={"deal_ids": batch})
+                self._send_product_batch(child)
+                while self._batches_in_flight:
+                    self._write_oldest_batch(child)
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         yield from super().get_records(context)
         self._flush_products()
 
     def _write_state_message(self) -> None:
-        """A bookmark must not pass a deal whose products are still unread."""
-        self._flush_products()
-        super()._write_state_message()
+        """A bookmark must not pass a deal whose products are still unread: while batches
+        are pending, the STATE holds the bookmark back to the update time of the oldest
+        deal among them (a resumed run reads from there again, `updated_since` is `>=`)."""
+        pending = [b for b in (*self._batches_in_flight, self._product_batch) if b.deal_ids]
+        if not pending or self.state_manager.is_flushed:
+            super()._write_state_message()
+            return
+        state = copy.deepcopy(self.tap_state)
+        entry = state.get("bookmarks", {}).get(self.name, {})
+        held_back = pending[0].first_update_time
+        value = entry.get("replication_key_value")
+        if isinstance(value, str) and isinstance(held_back, str) and held_back < value:
+            entry["replication_key_value"] = held_back
+        self._tap.state_writer.write_state(state)
+        self.state_manager.is_flushed = True
 
     def has_pending_work(self) -> bool:
-        return bool(self._product_batch)
+        return bool(self._product_batch.deal_ids or self._batches_in_flight)
+
+
+@dataclass
+class _ProductBatch:
+    """Up to 100 deal ids whose products are read in one request."""
+
+    deal_ids: list[int] = field(default_factory=list)
+    first_update_time: str | None = None
+    chain: PageChain | None = None
 
 
 class ArchivedDealsStream(UpdatedSinceMixin, PipedriveV2Stream):
@@ -98,6 +151,7 @@ class ArchivedDealsStream(UpdatedSinceMixin, PipedriveV2Stream):
     path = "/deals/archived"
     custom_field_entity = "deal"
     deleted_if = (("status", "deleted"), ("is_deleted", True))
+    updated_until_param = "updated_until"
     extra_params: t.ClassVar[dict[str, t.Any]] = {
         **V2_SORT,
         "status": "open,won,lost,deleted",
@@ -112,6 +166,7 @@ class PersonsStream(UpdatedSinceMixin, PipedriveV2Stream):
     path = "/persons"
     custom_field_entity = "person"
     recents_item = "person"
+    updated_until_param = "updated_until"
     extra_params: t.ClassVar[dict[str, t.Any]] = V2_SORT
     include_fields = (
         "next_activity_id", "last_activity_id", "open_deals_count",
@@ -132,6 +187,7 @@ class OrganizationsStream(UpdatedSinceMixin, PipedriveV2Stream):
     path = "/organizations"
     custom_field_entity = "organization"
     recents_item = "organization"
+    updated_until_param = "updated_until"
     extra_params: t.ClassVar[dict[str, t.Any]] = V2_SORT
     include_fields = (
         "next_activity_id", "last_activity_id", "open_deals_count",

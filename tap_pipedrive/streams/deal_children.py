@@ -15,6 +15,8 @@ from tap_pipedrive.client import PipedriveV1Stream, PipedriveV2Stream
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
+    from tap_pipedrive.pipeline import PageChain
+
 DEAL_IDS_PER_REQUEST = 100
 
 
@@ -25,6 +27,9 @@ class _DealChild:
     #: Set on the class below (after DealsStream is importable) to avoid a cycle.
     parent_stream_type: t.ClassVar[type | None] = None
 
+    def _write_state_message(self) -> None:
+        """Only `deals` writes STATE: it knows which deals' children are written."""
+
 
 class DealProductsStream(_DealChild, PipedriveV2Stream):
     """Products attached to changed deals, 100 deals a request."""
@@ -32,6 +37,20 @@ class DealProductsStream(_DealChild, PipedriveV2Stream):
     name = "deal_products"
     path = "/deals/products"
     extra_params: t.ClassVar[dict[str, t.Any]] = {"sort_by": "id", "sort_direction": "asc"}
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._prefetched: dict[tuple[int, ...], PageChain] = {}
+
+    def prefetch(self, context: Context) -> PageChain:
+        """Request a batch's products now; `sync(context)` writes them later."""
+        chain = self.new_chain(context, self.get_new_paginator()).start()
+        self._prefetched[tuple(context["deal_ids"])] = chain
+        return chain
+
+    def first_chain(self, context: Context | None) -> PageChain:
+        chain = self._prefetched.pop(tuple((context or {}).get("deal_ids") or ()), None)
+        return chain or super().first_chain(context)
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         params = super().get_url_params(context, next_page_token)
