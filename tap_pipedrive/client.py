@@ -13,6 +13,7 @@ import datetime as dt
 import email.utils
 import json
 import logging
+import math
 import re
 import time
 import typing as t
@@ -840,24 +841,39 @@ class PipedriveV1Stream(PipedriveStream):
         self, context: Context | None, first: requests.Response, after_first: t.Any
     ) -> t.Iterator[requests.Response]:
         keyset = isinstance(after_first, tuple)  # (updated_since, start): sorted by time
-        since = after_first[0] if keyset and after_first[1] else None
-        if keyset and since is None:
-            since = self.get_new_paginator().since  # type: ignore[union-attr]
+        # Offsets count from the start of the list under the run's own filter.
+        since = getattr(self.get_new_paginator(), "since", None) if keyset else None
         step = self.page_size - 1
         in_flight: deque[tuple[int, PageChain]] = deque()
+        now = dt.datetime.now(UTC)
+
+        def pages_left(page: requests.Response) -> int:
+            """For a list sorted by update time, oldest first: the pages still to come,
+            guessed from the last page's records per second (so that few requests go
+            past the end of the list); else no guess."""
+            records = payload_of(page).get("data") or []
+            if not keyset or len(records) < 2:
+                return self.concurrency
+            try:
+                first, last = (parse_datetime(records[i][self.replication_key]) for i in (0, -1))
+            except (KeyError, TypeError, ValueError):
+                return self.concurrency
+            per_second = len(records) / max((last - first).total_seconds(), 1.0)
+            return 1 + math.ceil(per_second * max((now - last).total_seconds(), 0.0) / step)
+
         next_start = step
 
         def fill() -> None:
             nonlocal next_start
-            while len(in_flight) < self.in_flight_wanted():
+            while len(in_flight) < min(self.in_flight_wanted(), pages_left(previous)):
                 token = (since, next_start) if keyset else next_start
                 chain = self.new_chain(context, _OnePage(token)).start()
                 in_flight.append((next_start, chain))
                 next_start += step
 
+        previous, previous_start = first, 0
         fill()
         yield first
-        previous, previous_start = first, 0
         while in_flight:
             start, chain = in_flight.popleft()
             response = next(chain.pages(), None)
@@ -920,7 +936,7 @@ class PipedriveV2Stream(PipedriveStream):
     #: time windows, several in flight at once, written one after the other.
     updated_until_param: t.ClassVar[str | None] = None
     #: Records a window is sized for: most windows then fit one page of 500.
-    window_target: t.ClassVar[int] = 450
+    window_target: t.ClassVar[int] = 400
 
     def response_pages(self, context: Context | None) -> t.Iterator[requests.Response]:
         """The first page as usual; if more follow, the rest of the list as time windows
@@ -946,26 +962,31 @@ class PipedriveV2Stream(PipedriveStream):
         in_flight: deque[tuple[Window, PageChain]] = deque()
 
         def fill() -> None:
-            while len(in_flight) < self.in_flight_wanted():
+            # Ramp up: one more window in flight per window that answered, so the first
+            # windows are not all sized from the first page alone.
+            while len(in_flight) < min(self.in_flight_wanted(), 2 + windows.answered):
                 window = windows.next()
                 if window is None:
                     return
-                chain = self.new_chain(context, WindowPaginator(window)).start()
+                chain = self.new_chain(
+                    context,
+                    WindowPaginator(window),
+                    on_first_page=lambda response, window=window: windows.observe_page(
+                        window, payload_of(response), self.replication_key
+                    ),
+                ).start()
                 in_flight.append((window, chain))
 
         fill()
         yield first
         while in_flight:
             window, chain = in_flight.popleft()
-            count = 0
             for response in chain.pages():
                 data = payload_of(response).get("data") or []
                 if window.skip_ids:
                     data = [row for row in data if row.get("id") not in window.skip_ids]
                     payload_of(response)["data"] = data
-                count += len(data)
                 yield response
-            windows.observe(window, count)
             fill()
 
     def _windows_after(self, response: requests.Response, until: dt.datetime) -> TimeWindows | None:

@@ -15,6 +15,8 @@ import time
 import typing as t
 
 BURST_WINDOW_SECONDS = 2.0
+#: Requests per window left unused, as a margin.
+HEADROOM = 2
 
 
 class Pacer:
@@ -56,4 +58,6 @@ class Pacer:
         except ValueError:
             return
         if limit > 0:
-            self.interval = BURST_WINDOW_SECONDS / limit
+            # Two below the limit: the server counts arrivals, which jitter around our
+            # sends; other clients of the same token take their share as `remaining` shows.
+            self.interval = BURST_WINDOW_SECONDS / max(limit - HEADROOM, 1)

@@ -21,6 +21,8 @@ import threading
 import typing as t
 from dataclasses import dataclass
 
+from tap_pipedrive.timeutil import parse_datetime
+
 if t.TYPE_CHECKING:
     import requests
     from singer_sdk.pagination import BaseAPIPaginator
@@ -49,8 +51,10 @@ class PageChain:
         max_pages: int | None = None,
         inline: bool = False,
         name: str = "page-chain",
+        on_first_page: t.Callable[[requests.Response], None] | None = None,
     ) -> None:
         self.fetch = fetch
+        self.on_first_page = on_first_page
         self.paginator = paginator
         self.max_pages = max_pages
         self.inline = inline
@@ -107,6 +111,8 @@ class PageChain:
             response = self.fetch(self.paginator.current_value)
             self.paginator.advance(response)
             served += 1
+            if served == 1 and self.on_first_page is not None:
+                self.on_first_page(response)
             yield response
 
     def _run(self) -> None:
@@ -122,6 +128,8 @@ class PageChain:
                 response = self.fetch(self.paginator.current_value)
                 self.paginator.advance(response)
                 fetched += 1
+                if fetched == 1 and self.on_first_page is not None:
+                    self.on_first_page(response)
                 if not self._put((_PAGE, response)):
                     return
         except BaseException as exc:  # handed to the reader, raised there
@@ -152,9 +160,10 @@ class TimeWindows:
     """Splits the update times from `start` on into windows of about `target` records.
 
     The number of records in a window is guessed from the density (records per second)
-    seen in the windows read so far, so that most windows fit one page: a wrong guess costs
-    a second page (too dense) or a part-filled one (too sparse), never a record. Windows
-    end at `until`, the run's start; the last one is open-ended.
+    seen in the latest window to answer, so that most windows fit one page: a wrong guess
+    costs a second page (too dense) or a part-filled one (too sparse), never a record.
+    Windows end at `until`, the run's start, or after the first empty one; the last window
+    is open-ended.
     """
 
     def __init__(
@@ -171,6 +180,8 @@ class TimeWindows:
         self.density = max(density, 1e-9)
         self.target = target
         self._skip_ids = skip_ids
+        self._latest: dt.datetime | None = None
+        self.answered = 0
 
     @classmethod
     def after_page(
@@ -196,12 +207,24 @@ class TimeWindows:
         self._skip_ids = frozenset()
         return window
 
-    def observe(self, window: Window, records: int) -> None:
-        """Learn the density from a window read in full."""
-        if window.until is None:
+    def observe_page(self, window: Window, payload: dict[str, t.Any], key: str) -> None:
+        """Learn the density from the first page of a window, as soon as it arrives (from
+        the thread that fetched it): the latest window to answer says the most about the
+        next ones. An empty window ends the splitting: the next window is open-ended."""
+        self.answered += 1
+        if window.until is None or (self._latest and window.since < self._latest):
+            return
+        self._latest = window.since
+        records = payload.get("data") or []
+        more = bool((payload.get("additional_data") or {}).get("next_cursor"))
+        if not records:
+            self.until = min(self.until, window.until)
             return
         seconds = (window.until - window.since).total_seconds()
-        if records:
-            self.density = records / seconds
-        else:
-            self.density /= 4  # an empty stretch: widen the next windows quickly
+        if more:
+            try:
+                last = parse_datetime(records[-1][key])
+            except (KeyError, TypeError, ValueError):
+                return
+            seconds = max((last - window.since).total_seconds(), 1.0)
+        self.density = max(len(records) / seconds, 1e-9)
