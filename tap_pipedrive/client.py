@@ -29,7 +29,7 @@ from singer_sdk.pagination import BaseAPIPaginator, SinglePagePaginator
 from singer_sdk.singerlib import RecordMessage
 
 from tap_pipedrive import schemas
-from tap_pipedrive.budget import token_cost
+from tap_pipedrive.budget import TokenCapReached, token_cost
 from tap_pipedrive.conform import Conformer
 from tap_pipedrive.custom_fields import CustomFieldLayout
 from tap_pipedrive.errors import (
@@ -38,6 +38,7 @@ from tap_pipedrive.errors import (
     AuthError,
     ConfigError,
     RateLimitError,
+    RunHalted,
 )
 from tap_pipedrive.pipeline import PageChain, TimeWindows, Window
 from tap_pipedrive.timeutil import (
@@ -278,6 +279,21 @@ class _PageToken:
         self.current_value = token
 
 
+#: Failures after which no request of the run is worth sending. (An `ApiError`, such as a
+#: 404, is left to the caller: a missing `*Fields` or `/recents` endpoint only degrades.)
+_FATAL = (
+    AuthError,
+    AccessError,
+    RateLimitError,
+    TokenCapReached,
+    RetriableAPIError,
+    requests.exceptions.RequestException,
+)
+
+#: The page token of a v2 list's newest record.
+_NEWEST = "newest"
+
+
 class _OnePage(BaseAPIPaginator[t.Any]):
     """A single request for the page `token` names."""
 
@@ -446,6 +462,8 @@ class PipedriveStream(RESTStream[t.Any]):
     ) -> requests.Response:
         """Every attempt, retries included, is charged before it is sent, and waits for
         its slot under the burst limit."""
+        if getattr(self._tap, "halted", None) is not None:
+            raise RunHalted
         self._tap.meter.charge(self.meter_name, self.token_cost)  # type: ignore[attr-defined]
         pacer = self._tap.pacer  # type: ignore[attr-defined]
         pacer.wait_for_slot()
@@ -468,9 +486,17 @@ class PipedriveStream(RESTStream[t.Any]):
         return self.request_decorator(self._request)
 
     def fetch_page(self, context: Context | None, token: t.Any) -> requests.Response:
-        """Send the request for the page `token` names (retries included); thread-safe."""
+        """Send the request for the page `token` names (retries included); thread-safe.
+
+        A fatal answer (bad token, budget spent, block page, retries exhausted) halts the
+        run's every other request too: none is sent after it, whatever thread it is in.
+        """
         prepared = self._prepare_request(context=context, page=_PageToken(token))
-        return self._send(prepared, context)
+        try:
+            return self._send(prepared, context)
+        except _FATAL as exc:
+            self._tap.halt(exc)  # type: ignore[attr-defined]
+            raise
 
     @property
     def concurrency(self) -> int:
@@ -499,7 +525,7 @@ class PipedriveStream(RESTStream[t.Any]):
         head = self._tap.take_head(self, context)  # type: ignore[attr-defined]
         if head is not None:
             return head
-        return self.new_chain(context, self.get_new_paginator() or SinglePagePaginator())
+        return self.new_chain(context, self.get_new_paginator() or SinglePagePaginator(), hold=True)
 
     def head_chain(self, context: Context | None) -> PageChain:
         """The stream's first page, to be requested before its turn: held after that page
@@ -513,7 +539,13 @@ class PipedriveStream(RESTStream[t.Any]):
     def response_pages(self, context: Context | None) -> t.Iterator[requests.Response]:
         """The responses to read, in order. Streams that can split their list into
         independent parts override this to keep several requests in flight."""
-        yield from self.first_chain(context).pages()
+        chain = self.first_chain(context)
+        pages = chain.pages()
+        first = next(pages, None)
+        if first is not None:
+            chain.release()  # the next page is fetched while this one is written
+            yield first
+            yield from pages
 
     def request_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Every record of every page, in order; the pages come from `response_pages`."""
@@ -824,15 +856,14 @@ class PipedriveV1Stream(PipedriveStream):
         was edited or deleted) and lists sorted by update time re-read from the last
         record read, one page at a time."""
         head = self.first_chain(context)
-        if not self.paginated or self.concurrency <= 1:
-            yield from head.pages()
-            return
         pages = head.pages()
         first = next(pages, None)
         if first is None:
             return
-        if head.paginator.finished:
+        if head.paginator.finished or self.concurrency <= 1 or self.in_flight_wanted() <= 1:
+            head.release()
             yield first
+            yield from pages
             return
         pages.close()
         yield from self._offset_pages(context, first, head.paginator.current_value)
@@ -942,24 +973,36 @@ class PipedriveV2Stream(PipedriveStream):
         """The first page as usual; if more follow, the rest of the list as time windows
         fetched side by side and written in order, so records still leave sorted by
         update time and the bookmark stays resumable."""
-        head = self.first_chain(context)
-        if not (self.updated_until_param and self.is_sorted and self.concurrency > 1):
-            yield from head.pages()
-            return
         until = dt.datetime.now(UTC).replace(microsecond=0) + dt.timedelta(seconds=1)
+        head = self.first_chain(context)
         pages = head.pages()
         first = next(pages, None)
         if first is None:
             return
         windows = None
-        if not head.paginator.finished and self.in_flight_wanted() > 1:
+        if (
+            self.updated_until_param
+            and self.is_sorted
+            and not head.paginator.finished
+            and self.in_flight_wanted() > 1
+        ):
             windows = self._windows_after(first, until)
         if windows is None:  # one page, a fast server, or a page not sorted as asked
+            head.release()
             yield first
             yield from pages
             return
         pages.close()  # the rest comes from the windows, not from this page's cursor
         in_flight: deque[tuple[Window, PageChain]] = deque()
+        # Where the list ends: one record, newest first. Windows stop there instead of
+        # running on, empty, to the run's start (the last window is open-ended anyway).
+        newest = self.new_chain(
+            context,
+            _OnePage(_NEWEST),
+            on_first_page=lambda response: windows.end_before(
+                self._newest_time(payload_of(response))
+            ),
+        ).start()
 
         def fill() -> None:
             # Ramp up: one more window in flight per window that answered, so the first
@@ -988,6 +1031,14 @@ class PipedriveV2Stream(PipedriveStream):
                     payload_of(response)["data"] = data
                 yield response
             fill()
+        newest.stop()
+
+    def _newest_time(self, payload: dict[str, t.Any]) -> dt.datetime | None:
+        records = payload.get("data") or []
+        try:
+            return parse_datetime(records[0][self.replication_key]) if records else None
+        except (KeyError, TypeError, ValueError):
+            return None
 
     def _windows_after(self, response: requests.Response, until: dt.datetime) -> TimeWindows | None:
         records = payload_of(response).get("data") or []
@@ -1019,6 +1070,9 @@ class PipedriveV2Stream(PipedriveStream):
         params = super().get_url_params(context, next_page_token)
         if self.include_fields:
             params["include_fields"] = ",".join(self.include_fields)
+        if next_page_token == _NEWEST:
+            params.update(sort_direction="desc", limit=1)
+            return params
         if isinstance(next_page_token, tuple):  # (window, cursor)
             window, next_page_token = next_page_token
             params[self.updated_since_param] = to_query_timestamp(window.since)

@@ -39,3 +39,8 @@ class ApiError(PipedriveError):
 
 class ConnectionFailed(PipedriveError):
     """The host could not be reached even after retries."""
+
+
+class RunHalted(Exception):
+    """Raised instead of sending a request after another request of the run failed for
+    good; the tap then reports that first failure (`TapPipedrive.halted`)."""

@@ -207,6 +207,11 @@ class TimeWindows:
         self._skip_ids = frozenset()
         return window
 
+    def end_before(self, newest: dt.datetime | None) -> None:
+        """The list's newest update time is known: no window need start after it."""
+        if newest is not None:
+            self.until = min(self.until, newest + dt.timedelta(seconds=1))
+
     def observe_page(self, window: Window, payload: dict[str, t.Any], key: str) -> None:
         """Learn the density from the first page of a window, as soon as it arrives (from
         the thread that fetched it): the latest window to answer says the most about the

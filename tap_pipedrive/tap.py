@@ -16,7 +16,13 @@ from singer_sdk.exceptions import ConfigValidationError, RetriableAPIError
 from tap_pipedrive.budget import TokenCapReached, TokenMeter
 from tap_pipedrive.client import SCHEMAS, PipedriveStream, api_roots
 from tap_pipedrive.custom_fields import NAME_MODES, CustomFieldLayout, build_custom_fields
-from tap_pipedrive.errors import ApiError, ConfigError, ConnectionFailed, PipedriveError
+from tap_pipedrive.errors import (
+    ApiError,
+    ConfigError,
+    ConnectionFailed,
+    PipedriveError,
+    RunHalted,
+)
 from tap_pipedrive.inputs import check_cli_files
 from tap_pipedrive.pacing import Pacer
 from tap_pipedrive.streams import STREAM_TYPES
@@ -147,6 +153,14 @@ class TapPipedrive(Tap):
         self._normalize_config()
         self.meter.cap = self.config.get("max_tokens_per_run")
 
+    #: The fatal error that stopped the run's requests, if any.
+    halted: BaseException | None = None
+
+    def halt(self, error: BaseException) -> None:
+        """Send no further request: one of them failed for good."""
+        if self.halted is None:
+            self.halted = error
+
     @property
     def concurrency(self) -> int:
         return int(self.config.get("max_concurrent_requests") or DEFAULT_CONCURRENCY)
@@ -154,12 +168,20 @@ class TapPipedrive(Tap):
     def sync_all(self) -> None:
         """Sync, then log what the run cost. On a fatal stop, first emit the state reached,
         so that the next run resumes from there instead of starting over."""
+        self._heads: dict[str, PageChain] = {}
+        self._head_plan: list[tuple[str, PipedriveStream, Context | None]] | None = None
         try:
-            self._plan_heads()
             super().sync_all()
-        except (PipedriveError, RetriableAPIError, requests.exceptions.RequestException):
+        except (
+            PipedriveError,
+            RetriableAPIError,
+            requests.exceptions.RequestException,
+            RunHalted,
+        ) as exc:
             if not any(stream.has_pending_work() for stream in self.streams.values()):
                 self._state_writer.write_state(self.state)
+            if isinstance(exc, RunHalted) and self.halted is not None:
+                raise self.halted from None  # the failure that halted the run
             raise
         finally:
             for head in self._heads.values():
@@ -175,8 +197,8 @@ class TapPipedrive(Tap):
         them, and start the first few: each stream's first page is then on its way before
         its turn comes, instead of one round trip after another (most streams are one page).
         """
-        self._heads: dict[str, PageChain] = {}
-        self._head_plan: list[tuple[str, PipedriveStream, Context | None]] = []
+        self._heads = {}
+        self._head_plan = []
         if self.concurrency <= 1:
             return
         planned: set[str] = set()
@@ -212,10 +234,13 @@ class TapPipedrive(Tap):
 
     def take_head(self, stream: PipedriveStream, context: Context | None) -> PageChain | None:
         """The chain started ahead for this stream and context, if any."""
-        heads = getattr(self, "_heads", None)
-        if not heads:
-            return None
-        head = heads.pop(_head_key(stream.name, context), None)
+        if not hasattr(self, "_heads"):
+            return None  # not in sync_all (a test reading one stream)
+        if self._head_plan is None:
+            # Planned at the first stream's first request, after the SDK wrote the state
+            # it started from: planning settles the streams' starting bookmarks.
+            self._plan_heads()
+        head = self._heads.pop(_head_key(stream.name, context), None)
         self._start_next_heads()
         return head
 

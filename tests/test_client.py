@@ -21,7 +21,14 @@ TOKEN = "unit-test-token-0123456789abcdef"
 HOST = "https://pd.example.test"
 V1 = f"{HOST}/v1"
 V2 = f"{HOST}/api/v2"
-CONFIG = {"api_key": TOKEN, "start_date": "2024-05-01T00:00:00Z", "api_url": HOST}
+#: One request at a time: these tests pin the paging protocol request by request (the
+#: requests kept in flight are tested in test_pipeline.py).
+CONFIG = {
+    "api_key": TOKEN,
+    "start_date": "2024-05-01T00:00:00Z",
+    "api_url": HOST,
+    "max_concurrent_requests": 1,
+}
 
 
 @pytest.fixture(autouse=True)
@@ -479,12 +486,25 @@ def test_pacer_spaces_requests_by_the_burst_limit(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr("tap_pipedrive.pacing.time.sleep", slept.append)
     pacer = Pacer()
     pacer.wait_for_slot()  # nothing learnt yet: no wait
-    pacer.learn({"x-ratelimit-limit": "40"})  # 40 a 2 s window: one every 50 ms
+    pacer.learn({"x-ratelimit-limit": "42"})  # 42 a 2 s window, 2 kept spare: one every 50 ms
     pacer.wait_for_slot()
     pacer.wait_for_slot()
     clock[0] += 1.0  # a slow response: the slot is long past
     pacer.wait_for_slot()
     assert slept == [pytest.approx(0.05)]
+
+
+def test_pacer_keeps_as_many_requests_in_flight_as_the_round_trip_needs() -> None:
+    from tap_pipedrive.pacing import Pacer
+
+    pacer = Pacer()
+    pacer.learn({"x-ratelimit-limit": "42"})  # 20 requests/s
+    pacer.observe_round_trip(0.005)  # a server next door: one at a time is enough
+    assert pacer.requests_to_keep_in_flight(8) == 1
+    for _ in range(20):
+        pacer.observe_round_trip(0.3)  # 0.3 s away: 6 in flight reach 20/s
+    assert pacer.requests_to_keep_in_flight(8) == 6
+    assert pacer.requests_to_keep_in_flight(4) == 4  # never more than the setting
 
 
 @responses.activate

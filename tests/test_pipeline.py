@@ -1,0 +1,332 @@
+"""Requests in flight ahead of the reader: page chains, time windows, offset lookahead and
+deal-product batches, against canned responses (`responses`) that answer from a small
+account held here, as Pipedrive would: filters, sorting, cursors and offsets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import threading
+import time
+import typing as t
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import requests
+import responses
+
+from tap_pipedrive.client import PipedriveStream
+from tap_pipedrive.pacing import Pacer
+from tap_pipedrive.pipeline import PageChain, TimeWindows, Window
+from tap_pipedrive.tap import TapPipedrive
+from tap_pipedrive.timeutil import UTC, parse_datetime
+
+TOKEN = "unit-test-token-0123456789abcdef"
+HOST = "https://pd.example.test"
+V1 = f"{HOST}/v1"
+V2 = f"{HOST}/api/v2"
+CONFIG = {"api_key": TOKEN, "start_date": "2020-01-01T00:00:00Z", "api_url": HOST}
+T0 = dt.datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As against a distant server: four requests in flight, whatever the round trip here."""
+    monkeypatch.setattr(Pacer, "requests_to_keep_in_flight", lambda self, most: min(4, most))
+
+
+# -- PageChain ----------------------------------------------------------------------------
+
+
+class _Counter:
+    """A paginator over pages 0..n-1 whose `fetch` records what was requested."""
+
+    def __init__(self, pages: int) -> None:
+        from singer_sdk.pagination import BaseAPIPaginator
+
+        self.fetched: list[int] = []
+        total = pages
+
+        class Paginator(BaseAPIPaginator[int]):
+            def get_next(self, response: t.Any) -> int | None:
+                return response + 1 if response + 1 < total else None
+
+        self.paginator = Paginator(0)
+
+    def fetch(self, token: int) -> int:
+        self.fetched.append(token)
+        return token  # the "response" is the page number
+
+
+def _wait_for(condition: t.Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_a_chain_yields_every_page_in_order_and_fetches_at_most_depth_ahead() -> None:
+    counter = _Counter(10)
+    chain = PageChain(counter.fetch, counter.paginator, depth=2)  # type: ignore[arg-type]
+    pages = chain.pages()
+    assert next(pages) == 0
+    _wait_for(lambda: len(counter.fetched) == 4)  # one read, two queued, one waiting to queue
+    time.sleep(0.05)
+    assert len(counter.fetched) == 4  # and no further until the reader takes more
+    assert list(pages) == list(range(1, 10))
+
+
+def test_a_held_chain_fetches_only_its_first_page_until_read_on() -> None:
+    counter = _Counter(5)
+    chain = PageChain(counter.fetch, counter.paginator, hold=True).start()  # type: ignore[arg-type]
+    _wait_for(lambda: len(counter.fetched) == 1)
+    time.sleep(0.05)
+    assert counter.fetched == [0]
+    assert list(chain.pages()) == [0, 1, 2, 3, 4]
+
+
+def test_a_stopped_chain_fetches_no_further_page() -> None:
+    counter = _Counter(100)
+    chain = PageChain(counter.fetch, counter.paginator, hold=True).start()  # type: ignore[arg-type]
+    _wait_for(lambda: len(counter.fetched) == 1)
+    chain.stop()
+    time.sleep(0.05)
+    assert counter.fetched == [0]
+
+
+def test_an_error_of_the_fetching_thread_is_raised_to_the_reader_after_the_pages_before_it() -> (
+    None
+):
+    counter = _Counter(10)
+
+    def fetch(token: int) -> int:
+        if token == 3:
+            raise RuntimeError("Pipedrive said no")
+        return counter.fetch(token)
+
+    pages = PageChain(fetch, counter.paginator).pages()  # type: ignore[arg-type]
+    assert [next(pages) for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(RuntimeError, match="said no"):
+        next(pages)
+
+
+def test_an_inline_chain_fetches_in_the_readers_thread_one_page_at_a_time() -> None:
+    counter = _Counter(3)
+    threads: list[str] = []
+
+    def fetch(token: int) -> int:
+        threads.append(threading.current_thread().name)
+        return counter.fetch(token)
+
+    pages = PageChain(fetch, counter.paginator, inline=True).pages()  # type: ignore[arg-type]
+    assert next(pages) == 0
+    assert counter.fetched == [0]
+    assert list(pages) == [1, 2]
+    assert set(threads) == {threading.current_thread().name}
+
+
+# -- TimeWindows --------------------------------------------------------------------------
+
+
+def _at(seconds: float) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=seconds)
+
+
+def test_windows_are_sized_from_the_first_page_and_end_open_ended() -> None:
+    # 500 records over 1,000 s: 0.5 a second; 400 a window is 800 s.
+    times = [_at(2 * i) for i in range(500)]
+    windows = TimeWindows.after_page(times, list(range(500)), _at(3000), target=400)
+    first = windows.next()
+    assert first.since == _at(998)
+    assert first.skip_ids == {499}  # the record of that second already read
+    assert first.until - first.since == dt.timedelta(seconds=799)  # 400 / (500 / 998 s)
+    second = windows.next()
+    assert second == Window(first.until, first.until + dt.timedelta(seconds=799))
+    assert windows.next() == Window(second.until, None)  # past the run's start: open-ended
+    assert windows.next() is None
+
+
+def test_windows_follow_the_density_of_the_latest_window_to_answer() -> None:
+    windows = TimeWindows(_at(0), _at(10**6), density=1.0, target=400)
+    first = windows.next()
+    assert first == Window(_at(0), _at(400))
+    # It came back full, its 500th record at 100 s: 5 a second, so windows of 80 s.
+    full = {
+        "data": [{"update_time": _at(i / 5).isoformat()} for i in range(1, 501)],
+        "additional_data": {"next_cursor": "more"},
+    }
+    windows.observe_page(first, full, "update_time")
+    assert windows.next() == Window(_at(400), _at(480))
+
+
+def test_an_empty_window_makes_the_next_one_open_ended() -> None:
+    windows = TimeWindows(_at(0), _at(10**6), density=1.0, target=400)
+    first = windows.next()
+    windows.observe_page(first, {"data": None, "additional_data": {}}, "update_time")
+    assert windows.next() == Window(_at(400), None)
+    assert windows.next() is None
+
+
+# -- a small account behind `responses` ---------------------------------------------------
+
+
+class Account:
+    """Records with update times, answering v2 (cursor, `updated_since`/`updated_until`) and
+    v1 (offset, `updated_since`) lists sorted by update time, as Pipedrive does."""
+
+    def __init__(self, count: int, *, spread_seconds: int = 86_400, ties: int = 1) -> None:
+        self.rows = [
+            {"id": i, "update_time": _at((i // ties) * spread_seconds / count)}
+            for i in range(1, count + 1)
+        ]
+        self.requests: list[dict[str, str]] = []
+        self.lock = threading.Lock()
+        self.before_select: t.Callable[[Account, dict[str, str]], None] | None = None
+
+    def selected(self, params: dict[str, str]) -> list[dict[str, t.Any]]:
+        since = params.get("updated_since")
+        until = params.get("updated_until")
+        rows = [
+            row
+            for row in self.rows
+            if (since is None or row["update_time"] >= parse_datetime(since))
+            and (until is None or row["update_time"] < parse_datetime(until))
+        ]
+        return sorted(rows, key=lambda row: (row["update_time"], row["id"]))
+
+    def _params(self, request: requests.PreparedRequest) -> dict[str, str]:
+        query = parse_qs(urlparse(request.url).query)
+        params = {key: values[0] for key, values in query.items()}
+        with self.lock:
+            self.requests.append(params)
+            if self.before_select:
+                self.before_select(self, params)
+        return params
+
+    def v2(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        params = self._params(request)
+        rows = self.selected(params)
+        if params.get("sort_direction") == "desc":
+            rows.reverse()
+        start = int(params.get("cursor") or 0)
+        limit = int(params["limit"])
+        page = rows[start : start + limit]
+        more = start + limit < len(rows)
+        body = {
+            "success": True,
+            "data": [
+                {**r, "update_time": r["update_time"].strftime("%Y-%m-%dT%H:%M:%SZ")} for r in page
+            ]
+            or None,
+            "additional_data": {"next_cursor": str(start + limit) if more else None},
+        }
+        return 200, {}, json.dumps(body)
+
+    def v1(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        params = self._params(request)
+        rows = self.selected(params)
+        start, limit = int(params.get("start") or 0), int(params["limit"])
+        page = rows[start : start + limit]
+        more = start + limit < len(rows)
+        body = {
+            "success": True,
+            "data": [
+                {**r, "update_time": r["update_time"].strftime("%Y-%m-%d %H:%M:%S")} for r in page
+            ]
+            or None,
+            "additional_data": {
+                "pagination": {
+                    "start": start,
+                    "limit": limit,
+                    "more_items_in_collection": more,
+                    **({"next_start": start + limit} if more else {}),
+                }
+            },
+        }
+        return 200, {}, json.dumps(body)
+
+
+def _no_custom_fields() -> None:
+    for entity in ("deal", "person", "organization", "product", "activity", "note"):
+        responses.get(f"{V1}/{entity}Fields", json={"success": True, "data": []})
+    responses.get(f"{V1}/recents", json={"success": True, "data": None})
+
+
+def _sync_records(stream_name: str, **config: t.Any) -> list[dict[str, t.Any]]:
+    _no_custom_fields()
+    tap = TapPipedrive(config={**CONFIG, **config}, validate_config=True)
+    stream = t.cast(PipedriveStream, tap.streams[stream_name])
+    stream._write_starting_replication_value(None)
+    return list(stream.get_records(None))
+
+
+def _ids(records: list[dict[str, t.Any]]) -> list[t.Any]:
+    return [record["id"] for record in records if not record.get("_sdc_deleted_at")]
+
+
+@responses.activate
+def test_a_long_v2_list_is_read_as_windows_in_flight_and_written_in_order() -> None:
+    account = Account(2_600, ties=3)  # three records a second: ties across every boundary
+    responses.add_callback(responses.GET, f"{V2}/persons", callback=account.v2)
+    records = _sync_records("persons")
+    assert _ids(records) == [row["id"] for row in account.selected({})]  # all, once, sorted
+    times = [record["update_time"] for record in records]
+    assert times == sorted(times)
+    windows = [p for p in account.requests if "updated_until" in p]
+    assert len(windows) >= 4  # the list was split ...
+    spans = sorted((p["updated_since"], p["updated_until"]) for p in windows if "cursor" not in p)
+    for (_, until), (since, _) in itertools.pairwise(spans):
+        assert until == since  # ... into windows that meet, without gap or overlap
+    assert len(account.requests) <= 2600 / 400 + 4  # windows hold about 400 records each
+
+
+@responses.activate
+def test_windows_are_not_used_when_one_request_at_a_time_is_enough(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(Pacer, "requests_to_keep_in_flight", lambda self, most: 1)
+    account = Account(1_200)
+    responses.add_callback(responses.GET, f"{V2}/persons", callback=account.v2)
+    assert _ids(_sync_records("persons")) == list(range(1, 1201))
+    assert [p.get("cursor") for p in account.requests] == [None, "500", "1000"]
+    assert not any("updated_until" in p for p in account.requests)
+
+
+@responses.activate
+def test_a_long_v1_list_is_read_by_offsets_in_flight_overlapping_by_one_record() -> None:
+    account = Account(2_000)
+    responses.add_callback(responses.GET, f"{V1}/notes", callback=account.v1)
+    assert _ids(_sync_records("notes")) == list(range(1, 2001))
+    starts = sorted(int(p["start"]) for p in account.requests)
+    assert starts[:5] == [0, 499, 998, 1497, 1996]
+    assert {p["updated_since"] for p in account.requests} == {"2020-01-01T00:00:00Z"}
+
+
+@responses.activate
+def test_a_v1_list_that_moves_mid_sync_is_reread_from_the_last_record_without_loss() -> None:
+    """A note edited while we page moves to the end of the list; every later note shifts
+    back one place. The overlap shows it, and the rest is read by update time again."""
+    account = Account(2_000)
+    moved: list[int] = []
+
+    def edit_one_note(acct: Account, params: dict[str, str]) -> None:
+        if params.get("start") == "499" and not moved:  # after the first page was served
+            row = acct.rows[10]
+            row["update_time"] = _at(10**6)
+            moved.append(row["id"])
+
+    account.before_select = edit_one_note
+    responses.add_callback(responses.GET, f"{V1}/notes", callback=account.v1)
+    ids = _ids(_sync_records("notes"))
+    assert moved
+    assert set(ids) == set(range(1, 2001))  # nothing lost
+    assert ids[-1] == moved[0]  # the edited note comes again, last, with its new time
+
+
+@responses.activate
+def test_offset_lookahead_stops_at_the_end_of_the_list() -> None:
+    account = Account(1_400, spread_seconds=10)  # all within 10 s, long ago: no guess helps
+    responses.add_callback(responses.GET, f"{V1}/notes", callback=account.v1)
+    assert _ids(_sync_records("notes")) == list(range(1, 1401))
+    assert len(account.requests) <= 3 + 4  # three pages, and at most four past the end
