@@ -41,6 +41,7 @@ from tap_pipedrive.errors import (
     RunHalted,
 )
 from tap_pipedrive.pipeline import PageChain, TimeWindows, Window
+from tap_pipedrive.recents import CLOCK_MARGIN, reach_floor
 from tap_pipedrive.timeutil import (
     UTC,
     format_datetime,
@@ -325,6 +326,9 @@ class PipedriveStream(RESTStream[t.Any]):
     #: The entity's item name in `/v1/recents`, for entities whose lists leave deleted
     #: records out: their deletions of the last 30 days are read there after the list.
     recents_item: t.ClassVar[str | None] = None
+    #: The item name under which `/v1/recents` reports changes to this stream's records:
+    #: when it reports none since the stream's last sync, the stream is skipped.
+    changes_item: t.ClassVar[str | None] = None
     primary_keys: t.ClassVar[list[str]] = ["id"]
     page_size: t.ClassVar[int] = MAX_PAGE_SIZE
     #: Whether the endpoint pages at all (several v1 lists return everything at once).
@@ -737,12 +741,63 @@ class PipedriveStream(RESTStream[t.Any]):
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         self._normalize_bookmark(context)
+        if self.reported_unchanged(context):
+            self.logger.info(
+                "Pipedrive reports no %s changed since this stream's last sync: skipped",
+                self.changes_item,
+            )
+            self._mark_synced(context)
+            return
         self._warn_of_fields_missing_from_catalog()
         if self.filter_here and self.replication_key:
             self._filter_since = self.get_starting_timestamp(context)
         yield from self.request_records(context)
         if self.recents_item:
             yield from self._recent_deletions(context)
+        self._mark_synced(context)
+
+    # -- what /v1/recents tells ----------------------------------------------------------
+
+    def _synced_at(self) -> dt.datetime | None:
+        """When this stream's last complete sync started (less a margin), from the state."""
+        value = self.stream_state.get("synced_at") if self.changes_item else None
+        try:
+            return parse_datetime(value) if isinstance(value, str) else None
+        except ValueError:
+            return None
+
+    def recents_since(self) -> tuple[set[str], dt.datetime | None] | None:
+        """The `/v1/recents` item types this stream needs, and from when (None: as far
+        back as it reaches); None if it needs none."""
+        items: set[str] = set()
+        since: list[dt.datetime | None] = []
+        if self.recents_item:  # deletions since the bookmark
+            items.add(self.recents_item)
+            value = self.stream_state.get("replication_key_value")
+            try:
+                since.append(parse_datetime(value) if isinstance(value, str) else None)
+            except ValueError:
+                since.append(None)
+        synced_at = self._synced_at()
+        if synced_at is not None and synced_at >= reach_floor():  # changes since the last sync
+            items.add(t.cast(str, self.changes_item))
+            since.append(synced_at)
+        if not items:
+            return None
+        return items, None if None in since else min(t.cast(list[dt.datetime], since))
+
+    def reported_unchanged(self, context: Context | None) -> bool:
+        """Whether Pipedrive reports nothing of this stream changed since its last sync."""
+        synced_at = self._synced_at() if context is None else None
+        if synced_at is None or synced_at < reach_floor():
+            return False
+        changes = self._tap.recent_changes()  # type: ignore[attr-defined]
+        return changes is not None and changes.unchanged_since(self.changes_item, synced_at)
+
+    def _mark_synced(self, context: Context | None) -> None:
+        started = getattr(self._tap, "run_started_at", None)
+        if self.changes_item and context is None and started is not None:
+            self.stream_state["synced_at"] = format_datetime(started - CLOCK_MARGIN)
 
     def _warn_of_fields_missing_from_catalog(self) -> None:
         """Custom fields created after the catalog was discovered still arrive (schemas
@@ -770,27 +825,18 @@ class PipedriveStream(RESTStream[t.Any]):
         Their `update_time` stays null: the deletion time may be older than the last
         record listed, and a sorted stream's bookmark must not move backwards.
         """
-        floor = dt.datetime.now(UTC) - dt.timedelta(days=30) + dt.timedelta(minutes=5)
-        since = self.get_starting_timestamp(context) if self.replication_key else None
-        since = max(since or floor, floor)
-        recents = RecentsStream(self._tap, item=self.recents_item, since=since, owner=self.name)
-        seen = set()
-        try:
-            entries = list(recents.request_records(None))
-        except ApiError as exc:
-            self.logger.warning("Cannot read deletions from /v1/recents (%s); skipped", exc)
+        changes = self._tap.recent_changes()  # type: ignore[attr-defined]
+        if changes is None:
             return
-        for entry in entries:
-            data = entry.get("data") or {}
-            if entry.get("item") != self.recents_item or entry.get("id") in seen:
+        seen = set()
+        for record_id, deleted_at in changes.deleted(self.recents_item):
+            if record_id in seen:
                 continue
-            if data.get("active_flag") is False or data.get("deleted") is True:
-                seen.add(entry["id"])
-                deleted_at = to_rfc3339(data.get("update_time")) or utc_now_text()
-                record = {"id": entry["id"], "_sdc_deleted_at": deleted_at}
-                if self.replication_key:
-                    record[self.replication_key] = None
-                yield record
+            seen.add(record_id)
+            record = {"id": record_id, "_sdc_deleted_at": to_rfc3339(deleted_at) or utc_now_text()}
+            if self.replication_key:
+                record[self.replication_key] = None
+            yield record
 
     def post_process(
         self,
@@ -1084,28 +1130,29 @@ class PipedriveV2Stream(PipedriveStream):
 
 
 class RecentsStream(PipedriveV1Stream):
-    """`/v1/recents` for one item kind since a time: where deletions show up. Used by the
-    entity streams, not a stream of its own; its requests count towards the owner's."""
+    """`/v1/recents` for some item types since a time (see `tap_pipedrive.recents`). Not a
+    stream of its own: the tap reads it once a run; its requests count as `recents`."""
 
     name = "recents"
     path = "/recents"
 
-    def __init__(self, tap: t.Any, *, item: str, since: dt.datetime, owner: str) -> None:
+    def __init__(self, tap: t.Any, *, items: t.Iterable[str], since: dt.datetime) -> None:
         super().__init__(tap=tap)
-        self.item, self.since, self.owner = item, since, owner
+        self.items, self.since = ",".join(sorted(items)), since
 
     @cached_property
     def schema(self) -> dict[str, t.Any]:  # type: ignore[override]
         return {"type": "object", "properties": {}, "additionalProperties": True}
 
-    @property
-    def meter_name(self) -> str:
-        return self.owner
+    def first_chain(self, context: Context | None) -> PageChain:
+        """Read when first needed, which is before the streams' first pages are planned
+        (planning asks which streams it reports unchanged)."""
+        return self.new_chain(context, self.get_new_paginator() or SinglePagePaginator(), hold=True)
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         params = super().get_url_params(context, next_page_token)
         params["since_timestamp"] = self.since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-        params["items"] = self.item
+        params["items"] = self.items
         return params
 
 

@@ -14,7 +14,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, RetriableAPIError
 
 from tap_pipedrive.budget import TokenCapReached, TokenMeter
-from tap_pipedrive.client import SCHEMAS, PipedriveStream, api_roots
+from tap_pipedrive.client import SCHEMAS, PipedriveStream, RecentsStream, api_roots
 from tap_pipedrive.custom_fields import NAME_MODES, CustomFieldLayout, build_custom_fields
 from tap_pipedrive.errors import (
     ApiError,
@@ -25,6 +25,7 @@ from tap_pipedrive.errors import (
 )
 from tap_pipedrive.inputs import check_cli_files
 from tap_pipedrive.pacing import Pacer
+from tap_pipedrive.recents import RecentChanges, reach_floor
 from tap_pipedrive.streams import STREAM_TYPES
 from tap_pipedrive.streams.fields import FIELDS_STREAM_OF
 from tap_pipedrive.timeutil import UTC, format_datetime, parse_datetime
@@ -170,6 +171,9 @@ class TapPipedrive(Tap):
         so that the next run resumes from there instead of starting over."""
         self._heads: dict[str, PageChain] = {}
         self._head_plan: list[tuple[str, PipedriveStream, Context | None]] | None = None
+        self.run_started_at = dt.datetime.now(UTC)
+        self._recent_changes: RecentChanges | None = None
+        self._recents_read = False
         try:
             super().sync_all()
         except (
@@ -189,6 +193,41 @@ class TapPipedrive(Tap):
             self._heads.clear()
             for line in self.meter.summary_lines():
                 self.logger.info("API usage: %s", line)
+
+    # -- /v1/recents, read once -----------------------------------------------------------
+
+    def recent_changes(self) -> RecentChanges | None:
+        """What `/v1/recents` lists for every selected stream that needs it, read once per
+        run (on first need), from the earliest time any of them needs; None if it cannot
+        be read (then deletions are skipped and no stream is skipped)."""
+        if getattr(self, "_recents_read", False):
+            return self._recent_changes
+        self._recents_read = True
+        self._recent_changes = None
+        items: set[str] = set()
+        since: list[dt.datetime | None] = []
+        for stream in self.streams.values():
+            if not isinstance(stream, PipedriveStream) or not stream.selected:
+                continue
+            needs = stream.recents_since()
+            if needs is not None:
+                items |= needs[0]
+                since.append(needs[1])
+        if not items:
+            return None
+        floor = reach_floor()
+        start = floor if None in since else max(floor, min(t.cast(list[dt.datetime], since)))
+        changes = RecentChanges(since=start, items=frozenset(items))
+        try:
+            for entry in RecentsStream(self, items=items, since=start).request_records(None):
+                changes.add(entry)
+        except ApiError as exc:
+            self.logger.warning(
+                "Cannot read /v1/recents (%s): deletions are not flagged this run", exc
+            )
+            return None
+        self._recent_changes = changes
+        return changes
 
     # -- first pages, requested ahead ---------------------------------------------------
 
@@ -222,6 +261,8 @@ class TapPipedrive(Tap):
             if entity and entity in FIELDS_STREAM_OF:
                 fields_stream = self.streams[FIELDS_STREAM_OF[entity].name]
                 plan(t.cast(PipedriveStream, fields_stream), None)
+            if stream.partitions is None and stream.reported_unchanged(None):
+                continue  # it will be skipped: nothing to request ahead
             for context in stream.partitions or [None]:
                 plan(stream, context)
         self._head_plan.reverse()  # popped from the end

@@ -105,3 +105,15 @@ def by_stream(messages: t.Iterable[dict[str, t.Any]]) -> dict[str, list[dict[str
         if message["type"] == "RECORD":
             grouped[message["stream"]].append(message["record"])
     return grouped
+
+
+def reported_unchanged(touched: t.Iterable[str]) -> set[str]:
+    """The streams a run skips when only the streams `touched` changed since the last run:
+    those whose `/v1/recents` item type reports no change."""
+    from tap_pipedrive.streams import STREAM_TYPES
+
+    classes = {cls.name: cls for cls in STREAM_TYPES}
+    changed = {classes[name].changes_item for name in touched} - {None}
+    return {
+        cls.name for cls in STREAM_TYPES if cls.changes_item and cls.changes_item not in changed
+    }

@@ -16,7 +16,15 @@ from tap_pipedrive.client import PipedriveStream
 from tap_pipedrive.sandbox import Sandbox
 from tap_pipedrive.streams import replication_keys
 from tap_pipedrive.tap import TapPipedrive, main
-from tests.helpers import TAP, discover, parse_messages, run_tap, select, write_json
+from tests.helpers import (
+    TAP,
+    discover,
+    parse_messages,
+    reported_unchanged,
+    run_tap,
+    select,
+    write_json,
+)
 
 START_DATE = "2023-03-01T00:00:00Z"
 STREAMS = replication_keys()
@@ -129,12 +137,46 @@ def test_second_run_from_state_yields_only_what_changed(
         got = second.ids(name)
         assert changed.get(name, set()) <= got, f"{name}: a changed record was missed"
         assert got <= changed.get(name, set()) | boundary, f"{name}: old records were re-sent"
+    skipped = reported_unchanged(TOUCHED)
+    assert {"activity_types", "filters", "pipelines", "stages"} <= skipped
     for name in set(STREAMS) - set(INCREMENTAL) - set(DEAL_CHILDREN) - {"mail_messages"}:
-        assert second.ids(name) == truth(sandbox, name), name
+        # Full-table streams are read whole, unless Pipedrive reports them unchanged.
+        expected = set() if name in skipped else truth(sandbox, name)
+        assert second.ids(name) == expected, name
     # Children follow their parent: only the changed deals' products, participants, flow.
     changed_deals = second.ids("deals")
     assert {r["deal_id"] for r in second.records("deal_products")} <= changed_deals
     assert {r["deal_id"] for r in second.records("deal_flow")} <= changed_deals
+
+
+def test_an_unchanged_account_costs_a_handful_of_requests(tmp_path: Path) -> None:
+    """After a full run, an incremental run over an account where nothing changed reads
+    `/v1/recents` once and skips every stream Pipedrive reports there unchanged; a table
+    that changed is read again in full."""
+    with Sandbox(seed=23, scale=0.2) as live:
+        config = {"api_key": live.token, "api_url": live.url, "start_date": START_DATE}
+        first = run_tap(tmp_path, config)
+        assert first.returncode == 0, first.stderr[-2000:]
+        live.reset_requests()
+        again = run_tap(tmp_path, config, state=first.final_state)
+        assert again.returncode == 0, again.stderr[-2000:]
+        paths = [path for _, path, _, _ in live.requests]
+        assert paths.count("/v1/recents") == 1
+        skipped_paths = (
+            "/api/v2/deals", "/api/v2/persons", "/api/v2/activities", "/v1/notes", "/v1/files",
+            "/v1/activityTypes", "/v1/filters", "/api/v2/stages",
+        )  # fmt: skip
+        for path in skipped_paths:
+            assert path not in paths, f"{path} read although Pipedrive reports it unchanged"
+        assert len(paths) <= 30, sorted(paths)
+        assert again.ids("deals") == set() and again.ids("stages") == set()
+
+        stage = sorted(live.truth("stages", START_DATE))[0]
+        live.touch("stages", ids=[stage])
+        third = run_tap(tmp_path, config, state=again.final_state)
+        assert third.returncode == 0, third.stderr[-2000:]
+        assert third.ids("stages") == live.truth("stages", START_DATE)  # read whole again
+        assert third.ids("pipelines") == set()
 
 
 def test_bad_token_ends_in_one_clear_line(config: dict[str, str], tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ class UsersStream(_UnpagedV1Stream):
 
     name = "users"
     path = "/users"
+    changes_item = "user"
     replication_key = "modified"
     filter_here = True
 
@@ -32,6 +33,7 @@ class ActivityTypesStream(_UnpagedV1Stream):
 
     name = "activity_types"
     path = "/activityTypes"
+    changes_item = "activityType"
 
 
 class CurrenciesStream(_UnpagedV1Stream):
@@ -46,6 +48,7 @@ class FiltersStream(_UnpagedV1Stream):
 
     name = "filters"
     path = "/filters"
+    changes_item = "filter"
 
 
 class RolesStream(PipedriveV1Stream):

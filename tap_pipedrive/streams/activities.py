@@ -13,6 +13,7 @@ class ActivitiesStream(UpdatedSinceMixin, PipedriveV2Stream):
 
     name = "activities"
     path = "/activities"
+    changes_item = "activity"
     custom_field_entity = "activity"
     recents_item = "activity"
     updated_until_param = "updated_until"
@@ -25,6 +26,7 @@ class NotesStream(UpdatedSinceMixin, PipedriveV1Stream):
 
     name = "notes"
     path = "/notes"
+    changes_item = "note"
     recents_item = "note"
     extra_params: t.ClassVar[dict[str, t.Any]] = {"sort": "update_time ASC"}
 
@@ -35,6 +37,7 @@ class FilesStream(PipedriveV1Stream):
 
     name = "files"
     path = "/files"
+    changes_item = "file"
     page_size = 100
     replication_key = "update_time"
     newest_first = True

@@ -36,6 +36,7 @@ class DealsStream(UpdatedSinceMixin, PipedriveV2Stream):
 
     name = "deals"
     path = "/deals"
+    changes_item = "deal"
     custom_field_entity = "deal"
     deleted_if = (("status", "deleted"), ("is_deleted", True))
     updated_until_param = "updated_until"
@@ -149,6 +150,7 @@ class ArchivedDealsStream(UpdatedSinceMixin, PipedriveV2Stream):
 
     name = "archived_deals"
     path = "/deals/archived"
+    changes_item = "deal"
     custom_field_entity = "deal"
     deleted_if = (("status", "deleted"), ("is_deleted", True))
     updated_until_param = "updated_until"
@@ -164,6 +166,7 @@ class PersonsStream(UpdatedSinceMixin, PipedriveV2Stream):
 
     name = "persons"
     path = "/persons"
+    changes_item = "person"
     custom_field_entity = "person"
     recents_item = "person"
     updated_until_param = "updated_until"
@@ -185,6 +188,7 @@ class OrganizationsStream(UpdatedSinceMixin, PipedriveV2Stream):
 
     name = "organizations"
     path = "/organizations"
+    changes_item = "organization"
     custom_field_entity = "organization"
     recents_item = "organization"
     updated_until_param = "updated_until"
@@ -204,6 +208,7 @@ class ProductsStream(UpdatedSinceMixin, PipedriveV2Stream):
 
     name = "products"
     path = "/products"
+    changes_item = "product"
     custom_field_entity = "product"
     recents_item = "product"
     extra_params: t.ClassVar[dict[str, t.Any]] = V2_SORT

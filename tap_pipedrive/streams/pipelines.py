@@ -12,6 +12,7 @@ class PipelinesStream(PipedriveV2Stream):
 
     name = "pipelines"
     path = "/pipelines"
+    changes_item = "pipeline"
     extra_params: t.ClassVar[dict[str, t.Any]] = {"sort_by": "id", "sort_direction": "asc"}
 
 
@@ -20,4 +21,5 @@ class StagesStream(PipedriveV2Stream):
 
     name = "stages"
     path = "/stages"
+    changes_item = "stage"
     extra_params: t.ClassVar[dict[str, t.Any]] = {"sort_by": "id", "sort_direction": "asc"}
