@@ -25,6 +25,7 @@ import requests
 from singer_sdk import RESTStream, SchemaDirectory, StreamSchema
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers._catalog import pop_deselected_record_properties
+from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.pagination import BaseAPIPaginator, SinglePagePaginator
 from singer_sdk.singerlib import RecordMessage
 
@@ -422,6 +423,40 @@ class PipedriveStream(RESTStream[t.Any]):
     def _all_properties_selected(self) -> bool:
         return all(self.mask.values())
 
+    @cached_property
+    def _record_prefix(self) -> str | None:
+        """The start of this stream's RECORD lines, when records go out as they are (no
+        stream maps, no flattening); else None and the SDK's message path is used."""
+        if len(self.stream_maps) != 1:
+            return None
+        stream_map = self.stream_maps[0]
+        if type(stream_map) is not SameRecordTransform or stream_map.flattening_enabled:
+            return None
+        return f'{{"type":"RECORD","stream":{json.dumps(stream_map.stream_alias)},"record":'
+
+    def _stamp_extraction(self) -> None:
+        """The end of the RECORD lines of the page just read: its extraction time."""
+        version = "" if self._stream_version is None else f',"version":{self._stream_version}'
+        extracted = dt.datetime.now(UTC).isoformat()
+        self._record_suffix = f'{version},"time_extracted":"{extracted}"}}\n'
+
+    _record_suffix: str | None = None
+
+    def _write_record_message(self, record: dict[str, t.Any]) -> None:
+        """One RECORD line, encoded straight from the record (the same line the SDK's
+        path writes, without a message object and a dict per record)."""
+        prefix = self._record_prefix
+        if prefix is None:
+            super()._write_record_message(record)
+            return
+        if not self._all_properties_selected:
+            pop_deselected_record_properties(record, self.schema, self.mask)
+        record = self._conformer.conform(record)
+        if self._record_suffix is None:
+            self._stamp_extraction()
+        self._tap.message_writer.write_record(prefix, record, self._record_suffix)  # type: ignore[attr-defined]
+        self.state_manager.is_flushed = False
+
     def _generate_record_messages(self, record: dict[str, t.Any]) -> t.Iterator[RecordMessage]:
         """The SDK's record messages, without its per-value type conformance: see
         `tap_pipedrive.conform` for why only boolean fields need it here."""
@@ -554,6 +589,7 @@ class PipedriveStream(RESTStream[t.Any]):
     def request_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Every record of every page, in order; the pages come from `response_pages`."""
         for response in self.response_pages(context):
+            self._stamp_extraction()
             yield from self.parse_response(response)
 
     @cached_property

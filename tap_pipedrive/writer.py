@@ -50,6 +50,13 @@ class BufferedSingerWriter(SimpleSingerWriter):
         except BrokenPipeError:
             target_stopped_reading()
 
+    def write_record(self, prefix: str, record: dict[str, t.Any], suffix: str) -> None:
+        """A RECORD line from its parts: `prefix` + the record as JSON + `suffix`."""
+        try:
+            sys.stdout.write(prefix + _encode(record) + suffix)
+        except BrokenPipeError:
+            target_stopped_reading()
+
 
 def target_stopped_reading() -> t.NoReturn:
     """The downstream target exited: nobody reads what we write, so stop now, quietly."""
