@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 from tap_pipedrive.timeutil import UTC, parse_datetime
 
-#: How far back `/v1/recents` reaches (a month), less a margin for clocks and slow runs.
-REACH = dt.timedelta(days=30) - dt.timedelta(minutes=30)
+#: How far back `/v1/recents` reaches (a month), less a margin for clock differences.
+REACH = dt.timedelta(days=30) - dt.timedelta(minutes=5)
 #: A stream's last sync counts from this long before it started: Pipedrive's clock and
 #: ours may differ, and a record can be updated while a page is on its way.
 CLOCK_MARGIN = dt.timedelta(minutes=10)
