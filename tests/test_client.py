@@ -430,7 +430,8 @@ def test_deletions_come_from_recents_within_its_one_month_window() -> None:
     since = dt.datetime.strptime(request.params["since_timestamp"], "%Y-%m-%d %H:%M:%S")
     month_ago = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(days=30)
     assert dt.timedelta(0) < since - month_ago < dt.timedelta(minutes=10)
-    assert request.params["items"] == "note"
+    # One read for every selected stream with deletions: notes among them.
+    assert request.params["items"] == "activity,file,note,organization,person,product"
 
 
 @pytest.mark.parametrize(
