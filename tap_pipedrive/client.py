@@ -541,6 +541,13 @@ class PipedriveStream(RESTStream[t.Any]):
     def concurrency(self) -> int:
         return int(getattr(self._tap, "concurrency", 1) or 1)
 
+    def splits_pay_off(self) -> bool:
+        """Whether to split a long list into parts read side by side. A page chain already
+        has its next request in flight while the reader writes this page (two at work at
+        once); splitting costs part-filled pages, so it is worth it only when the round trip
+        needs more than two requests in flight to reach the burst limit."""
+        return self.concurrency > 2 and self.in_flight_wanted() > 2
+
     def in_flight_wanted(self) -> int:
         """Requests to keep in flight now: as many as the round trip needs to reach the
         burst limit, within `max_concurrent_requests`."""
@@ -942,7 +949,7 @@ class PipedriveV1Stream(PipedriveStream):
         first = next(pages, None)
         if first is None:
             return
-        if head.paginator.finished or self.concurrency <= 1 or self.in_flight_wanted() <= 1:
+        if head.paginator.finished or not self.splits_pay_off():
             head.release()
             yield first
             yield from pages
@@ -1066,7 +1073,7 @@ class PipedriveV2Stream(PipedriveStream):
             self.updated_until_param
             and self.is_sorted
             and not head.paginator.finished
-            and self.in_flight_wanted() > 1
+            and self.splits_pay_off()
         ):
             windows = self._windows_after(first, until)
         if windows is None:  # one page, a fast server, or a page not sorted as asked

@@ -282,10 +282,10 @@ def test_a_long_v2_list_is_read_as_windows_in_flight_and_written_in_order() -> N
 
 
 @responses.activate
-def test_windows_are_not_used_when_one_request_at_a_time_is_enough(
+def test_windows_are_not_used_when_the_next_page_in_flight_is_enough(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(Pacer, "requests_to_keep_in_flight", lambda self, most: 1)
+    monkeypatch.setattr(Pacer, "requests_to_keep_in_flight", lambda self, most: 2)
     account = Account(1_200)
     responses.add_callback(responses.GET, f"{V2}/persons", callback=account.v2)
     assert _ids(_sync_records("persons")) == list(range(1, 1201))
