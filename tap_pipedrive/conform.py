@@ -76,11 +76,28 @@ class Conformer:
 
     def __init__(self, schema: dict[str, t.Any]) -> None:
         self.paths = boolean_paths(schema)
+        #: Top-level boolean fields, fixed inline: nearly all of them.
+        self.boolean_keys = tuple(path[0] for path in self.paths if len(path) == 1)
+        self.nested_paths = [path for path in self.paths if len(path) > 1]
+        self.number_keys = tuple(
+            name
+            for name, prop in (schema.get("properties") or {}).items()
+            if "number" in _types(prop)
+        )
 
     def conform(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
-        for path in self.paths:
+        for key in self.boolean_keys:
+            value = record.get(key)
+            if (
+                value is not None
+                and value.__class__ is not bool
+                and not isinstance(value, (dict, list))
+            ):
+                record[key] = value != 0
+        for path in self.nested_paths:
             _fix(record, path)
-        for key, value in record.items():
-            if type(value) is float and (math.isnan(value) or math.isinf(value)):
+        for key in self.number_keys:
+            value = record.get(key)
+            if value.__class__ is float and (math.isnan(value) or math.isinf(value)):
                 record[key] = None
         return record

@@ -148,6 +148,26 @@ def _as_int_list(value: t.Any) -> t.Any:
     return [_as_int(value)]
 
 
+def _as_float(value: t.Any) -> t.Any:
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return float(value)
+    return value
+
+
+#: How a field type's values are typed.
+_CONVERT: dict[str, t.Callable[[t.Any], t.Any]] = {
+    **dict.fromkeys(("enum", "user", "org", "people", "person", "int"), _as_int),
+    "set": _as_int_list,
+    "double": _as_float,
+    "monetary": _as_float,
+}
+#: Field types whose option labels go beside the ids.
+_LABELLED = frozenset(("enum", "set"))
+#: Field types whose v2 value is an object to keep whole (read by `_as_int`).
+_OBJECT_VALUED = frozenset(("user", "org", "people"))
+
+
 class CustomFieldLayout:
     """Rewrites one entity's records so custom fields sit in their typed, named columns."""
 
@@ -181,9 +201,7 @@ class CustomFieldLayout:
         for key, value in values.items():
             custom = self.by_key.get(key)
             parts: dict[str, t.Any] = {}
-            if isinstance(value, dict) and not (
-                custom and custom.field_type in ("user", "org", "people")
-            ):
+            if isinstance(value, dict) and not (custom and custom.field_type in _OBJECT_VALUED):
                 main_key = next((k for k in _MAIN_KEYS if k in value), None)
                 parts = {k: v for k, v in value.items() if k != main_key}
                 value = value.get(main_key) if main_key else None
@@ -200,22 +218,22 @@ class CustomFieldLayout:
     def _write(
         self, row: dict[str, t.Any], custom: CustomField, value: t.Any, parts: dict[str, t.Any]
     ) -> None:
+        """Runs for every custom value of every record: the per-type choices are made once,
+        in `_CONVERT` and `_LABELLED`."""
         column, field_type = custom.column, custom.field_type
         if value == "":
             value = None
-        if field_type in ("enum", "user", "org", "people", "person", "int"):
-            value = _as_int(value)
-        elif field_type == "set":
-            value = _as_int_list(value)
-        elif field_type in ("double", "monetary") and isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                value = float(value)
+        convert = _CONVERT.get(field_type)
+        if convert is not None:
+            value = convert(value)
         row[column] = value
-        for suffix, part in parts.items():
-            row[f"{column}_{suffix}"] = None if part == "" else part
-        if self.labels and field_type == "enum":
-            row[f"{column}_label"] = custom.options.get(value) if value is not None else None
-        elif self.labels and field_type == "set":
-            row[f"{column}_labels"] = (
-                [custom.options.get(option, str(option)) for option in value] if value else None
-            )
+        if parts:
+            for suffix, part in parts.items():
+                row[f"{column}_{suffix}"] = None if part == "" else part
+        if self.labels and field_type in _LABELLED:
+            if field_type == "enum":
+                row[f"{column}_label"] = custom.options.get(value) if value is not None else None
+            else:
+                row[f"{column}_labels"] = (
+                    [custom.options.get(option, str(option)) for option in value] if value else None
+                )

@@ -15,7 +15,7 @@ import time
 import typing as t
 
 BURST_WINDOW_SECONDS = 2.0
-#: Requests per window left unused, as a margin.
+#: Requests per window left unused, as a margin, at least.
 HEADROOM = 2
 
 
@@ -58,6 +58,6 @@ class Pacer:
         except ValueError:
             return
         if limit > 0:
-            # Two below the limit: the server counts arrivals, which jitter around our
-            # sends; other clients of the same token take their share as `remaining` shows.
-            self.interval = BURST_WINDOW_SECONDS / max(limit - HEADROOM, 1)
+            # A tenth below the limit (at least 2): the server counts arrivals, which
+            # bunch up when threads wake late from their waits.
+            self.interval = BURST_WINDOW_SECONDS / max(limit - max(HEADROOM, limit // 10), 1)

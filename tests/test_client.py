@@ -487,7 +487,7 @@ def test_pacer_spaces_requests_by_the_burst_limit(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr("tap_pipedrive.pacing.time.sleep", slept.append)
     pacer = Pacer()
     pacer.wait_for_slot()  # nothing learnt yet: no wait
-    pacer.learn({"x-ratelimit-limit": "42"})  # 42 a 2 s window, 2 kept spare: one every 50 ms
+    pacer.learn({"x-ratelimit-limit": "44"})  # 44 a 2 s window, 4 kept spare: one every 50 ms
     pacer.wait_for_slot()
     pacer.wait_for_slot()
     clock[0] += 1.0  # a slow response: the slot is long past

@@ -28,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--token", default="sandbox-token")
+    p.add_argument(
+        "--render-cache",
+        action="store_true",
+        help="keep every record rendered once in memory (benchmarks: a cheaper sandbox)",
+    )
     f = p.add_argument_group("faults")
     f.add_argument(
         "--rate-limit-every", type=int, default=0, metavar="N", help="every Nth request -> 429"
@@ -121,7 +126,15 @@ def main(argv: list[str] | None = None) -> int:
         faults = faults_from_args(a)
     except ValueError as exc:
         p.error(str(exc))
-    sb = Sandbox(seed=a.seed, scale=a.scale, token=a.token, host=a.host, port=a.port, faults=faults)
+    sb = Sandbox(
+        seed=a.seed,
+        scale=a.scale,
+        token=a.token,
+        host=a.host,
+        port=a.port,
+        faults=faults,
+        render_cache=a.render_cache,
+    )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -1312,6 +1312,8 @@ class Engine:
 
     def touch(self, stream: str, n: int | None = None, ids: list[Any] | None = None) -> list[Any]:
         with self.lock:
+            if self.data.render_cache is not None:
+                self.data.render_cache.clear()
             t = self._table_for(stream)
             if ids is not None:
                 idx = [t.idx(x) for x in ids]
@@ -1337,6 +1339,8 @@ class Engine:
     def delete(self, stream: str, ids: list[Any]) -> list[Any]:
         """Soft-delete like Pipedrive: deals stay visible with status=deleted for 30 days."""
         with self.lock:
+            if self.data.render_cache is not None:
+                self.data.render_cache.clear()
             t = self._table_for(stream)
             now = self._now()
             done = []
@@ -1574,10 +1578,13 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         faults: Faults | None = None,
+        render_cache: bool = False,
     ) -> None:
         self.seed, self.scale, self.token, self.host, self.port = seed, scale, token, host, port
         self.faults = faults or Faults()
         self.data = Dataset(seed, scale)
+        if render_cache:
+            self.data.render_cache = {}
         self.engine = Engine(self.data)
         self.requests: list[tuple[str, str, dict[str, str], dict[str, str]]] = []
         self._lock = threading.Lock()
