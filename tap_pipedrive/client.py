@@ -124,6 +124,9 @@ def payload_of(response: requests.Response) -> dict[str, t.Any]:
     if payload is None:
         payload = json.loads(response.content)
         setattr(response, _PAYLOAD_ATTR, payload)
+        # The body is read from the payload from now on: drop the bytes, which would
+        # otherwise double what a page held in flight costs in memory.
+        response._content = b""
     return payload
 
 
@@ -717,8 +720,9 @@ class PipedriveStream(RESTStream[t.Any]):
 
     @staticmethod
     def _api_error_text(response: requests.Response) -> str:
+        body = getattr(response, _PAYLOAD_ATTR, None)
         try:
-            body = json.loads(response.content)
+            body = body if body is not None else json.loads(response.content)
         except ValueError:
             return "no JSON error body"
         if not isinstance(body, dict):

@@ -32,7 +32,8 @@ _POLL_SECONDS = 0.2
 
 
 class PageChain:
-    """The pages of one paginator, fetched by a thread of its own ahead of the reader.
+    """The pages of one paginator, fetched by a thread of its own ahead of the reader (by
+    `depth` pages queued, plus the one it holds while the queue is full).
 
     `fetch(token)` sends one request (retries included) and returns its response; the
     paginator computes each next token from the response. With `hold=True` the thread stops
@@ -46,7 +47,7 @@ class PageChain:
         fetch: t.Callable[[t.Any], requests.Response],
         paginator: BaseAPIPaginator[t.Any],
         *,
-        depth: int = 2,
+        depth: int = 1,
         hold: bool = False,
         max_pages: int | None = None,
         inline: bool = False,
