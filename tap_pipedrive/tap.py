@@ -38,6 +38,8 @@ if t.TYPE_CHECKING:
     from tap_pipedrive.pipeline import PageChain
 
 DEFAULT_CONCURRENCY = 8
+#: First pages of the next streams requested ahead: each waits in memory for its turn.
+HEADS_AHEAD = 4
 MAX_CONCURRENCY = 64
 
 
@@ -269,7 +271,7 @@ class TapPipedrive(Tap):
         self._start_next_heads()
 
     def _start_next_heads(self) -> None:
-        while self._head_plan and len(self._heads) < self.concurrency:
+        while self._head_plan and len(self._heads) < min(self.concurrency, HEADS_AHEAD):
             key, stream, context = self._head_plan.pop()
             self._heads[key] = stream.head_chain(context).start()
 
