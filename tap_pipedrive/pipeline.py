@@ -109,11 +109,8 @@ class PageChain:
         while not self.paginator.finished and not self._stopped.is_set():
             if self.max_pages is not None and served >= self.max_pages:
                 return
-            response = self.fetch(self.paginator.current_value)
-            self.paginator.advance(response)
+            response = self._fetch_next(first=served == 0)
             served += 1
-            if served == 1 and self.on_first_page is not None:
-                self.on_first_page(response)
             yield response
 
     def _run(self) -> None:
@@ -126,16 +123,21 @@ class PageChain:
                     self._released.wait()
                     if self._stopped.is_set():
                         break
-                response = self.fetch(self.paginator.current_value)
-                self.paginator.advance(response)
+                response = self._fetch_next(first=fetched == 0)
                 fetched += 1
-                if fetched == 1 and self.on_first_page is not None:
-                    self.on_first_page(response)
                 if not self._put((_PAGE, response)):
                     return
         except BaseException as exc:  # handed to the reader, raised there
             self._put((_ERROR, exc))
         self._put((_END, None))
+
+    def _fetch_next(self, *, first: bool) -> requests.Response:
+        """Request the paginator's next page and move the paginator past it."""
+        response = self.fetch(self.paginator.current_value)
+        self.paginator.advance(response)
+        if first and self.on_first_page is not None:
+            self.on_first_page(response)
+        return response
 
     def _put(self, item: tuple[str, t.Any]) -> bool:
         while not self._stopped.is_set():

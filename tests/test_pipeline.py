@@ -204,46 +204,32 @@ class Account:
                 self.before_select(self, params)
         return params
 
-    def v2(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+    def _page(
+        self, request: requests.PreparedRequest, offset_param: str, time_format: str
+    ) -> tuple[int, int, bool, dict[str, t.Any]]:
+        """The page a request asks for: start, limit, whether more follow, and the body's
+        `success` and `data`, update times written as the API version writes them."""
         params = self._params(request)
         rows = self.selected(params)
         if params.get("sort_direction") == "desc":
             rows.reverse()
-        start = int(params.get("cursor") or 0)
-        limit = int(params["limit"])
+        start, limit = int(params.get(offset_param) or 0), int(params["limit"])
         page = rows[start : start + limit]
-        more = start + limit < len(rows)
-        body = {
-            "success": True,
-            "data": [
-                {**r, "update_time": r["update_time"].strftime("%Y-%m-%dT%H:%M:%SZ")} for r in page
-            ]
-            or None,
-            "additional_data": {"next_cursor": str(start + limit) if more else None},
-        }
+        data = [{**r, "update_time": r["update_time"].strftime(time_format)} for r in page]
+        body = {"success": True, "data": data or None}
+        return start, limit, start + limit < len(rows), body
+
+    def v2(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        start, limit, more, body = self._page(request, "cursor", "%Y-%m-%dT%H:%M:%SZ")
+        body["additional_data"] = {"next_cursor": str(start + limit) if more else None}
         return 200, {}, json.dumps(body)
 
     def v1(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
-        params = self._params(request)
-        rows = self.selected(params)
-        start, limit = int(params.get("start") or 0), int(params["limit"])
-        page = rows[start : start + limit]
-        more = start + limit < len(rows)
-        body = {
-            "success": True,
-            "data": [
-                {**r, "update_time": r["update_time"].strftime("%Y-%m-%d %H:%M:%S")} for r in page
-            ]
-            or None,
-            "additional_data": {
-                "pagination": {
-                    "start": start,
-                    "limit": limit,
-                    "more_items_in_collection": more,
-                    **({"next_start": start + limit} if more else {}),
-                }
-            },
-        }
+        start, limit, more, body = self._page(request, "start", "%Y-%m-%d %H:%M:%S")
+        pagination = {"start": start, "limit": limit, "more_items_in_collection": more}
+        if more:
+            pagination["next_start"] = start + limit
+        body["additional_data"] = {"pagination": pagination}
         return 200, {}, json.dumps(body)
 
 
