@@ -216,6 +216,10 @@ class UpdateTimePaginator(OffsetPaginator):
         self.replication_key = replication_key
         self.since = since
 
+    def resume_at(self, token: tuple[str | None, int]) -> None:
+        """Continue as if the page `token` names had just been requested."""
+        self._value = token
+
     def get_next(self, response: requests.Response) -> tuple[str | None, int] | None:
         payload = payload_of(response)
         additional = payload.get("additional_data") or {}
@@ -1011,7 +1015,7 @@ class PipedriveV1Stream(PipedriveStream):
                 for _, pending in in_flight:
                     pending.stop()
                 paginator = self.get_new_paginator()
-                paginator._value = (since, previous_start)
+                t.cast(UpdateTimePaginator, paginator).resume_at((since, previous_start))
                 paginator.advance(previous)
                 if not paginator.finished:
                     yield from self.new_chain(context, paginator).pages()
