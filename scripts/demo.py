@@ -106,6 +106,9 @@ def main() -> None:
         print(header)
         print("-" * len(header))
         defaults = {c.name for c in STREAM_TYPES if c.selected_by_default}
+        # Tables /v1/recents reports unchanged since their last sync are skipped.
+        touched = {c.changes_item for c in STREAM_TYPES if c.name in changed} - {None}
+        unchanged = {c.name for c in STREAM_TYPES if c.changes_item not in touched | {None}}
         for name, key in replication_keys().items():
             if name not in defaults:
                 continue
@@ -119,7 +122,7 @@ def main() -> None:
             elif name == "deal_products":
                 expected = "of deals"
             else:
-                expected = "all"
+                expected = "0" if name in unchanged else "all"
             mode = "incremental" if incremental else "full table"
             if name == "deal_products":
                 mode = "of deals"
@@ -128,8 +131,9 @@ def main() -> None:
         print(
             "\n'expected' is the sandbox's ground truth. On a resumed run, incremental streams "
             "send the changed records,\nplus any record whose update time equals the bookmark "
-            "(sent again rather than risk losing it).\nRun `make demo` again to see another "
-            "incremental run; `rm -rf .meltano output` starts over."
+            "(sent again rather than risk losing it).\nTables that Pipedrive's /v1/recents "
+            "reports unchanged since their last sync are skipped (0).\nRun `make demo` again to "
+            "see another incremental run; `rm -rf .meltano output` starts over."
         )
 
 
