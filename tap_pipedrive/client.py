@@ -576,8 +576,10 @@ class PipedriveStream(RESTStream[t.Any]):
         """The stream's plain page chain: the one the tap may have started before the
         stream's turn came, else a new one."""
         head = self._tap.take_head(self, context)  # type: ignore[attr-defined]
-        if head is not None:
-            return head
+        return head if head is not None else self.plain_chain(context)
+
+    def plain_chain(self, context: Context | None) -> PageChain:
+        """The stream's own paginator as a chain, held after its first page."""
         return self.new_chain(context, self.get_new_paginator() or SinglePagePaginator(), hold=True)
 
     def head_chain(self, context: Context | None) -> PageChain:
@@ -587,18 +589,34 @@ class PipedriveStream(RESTStream[t.Any]):
         self._normalize_bookmark(context)
         if self.replication_key:
             self._write_starting_replication_value(context)
-        return self.new_chain(context, self.get_new_paginator() or SinglePagePaginator(), hold=True)
+        return self.plain_chain(context)
 
     def response_pages(self, context: Context | None) -> t.Iterator[requests.Response]:
-        """The responses to read, in order. Streams that can split their list into
-        independent parts override this to keep several requests in flight."""
-        chain = self.first_chain(context)
-        pages = chain.pages()
+        """The responses to read, in order: the first page, then either the rest of its
+        chain (the next page fetched while this one is written) or, when the list is long
+        and the round trip asks for it, the parts `split_rest` reads side by side."""
+        head = self.first_chain(context)
+        pages = head.pages()
         first = next(pages, None)
-        if first is not None:
-            chain.release()  # the next page is fetched while this one is written
+        if first is None:
+            return
+        rest = None
+        if not head.paginator.finished and self.splits_pay_off():
+            rest = self.split_rest(context, first, head.paginator.current_value)
+        if rest is None:
+            head.release()
             yield first
             yield from pages
+            return
+        pages.close()  # the rest comes from the parts, not from this page's paginator
+        yield from rest
+
+    def split_rest(
+        self, context: Context | None, first: requests.Response, after_first: t.Any
+    ) -> t.Iterator[requests.Response] | None:
+        """`first`, then the rest of the list read in parts side by side; None if this
+        list cannot be split."""
+        return None
 
     def request_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Every record of every page, in order; the pages come from `response_pages`."""
@@ -946,24 +964,14 @@ class PipedriveV1Stream(PipedriveStream):
     def url_base(self) -> str:
         return self._roots[0]
 
-    def response_pages(self, context: Context | None) -> t.Iterator[requests.Response]:
-        """The first page as usual; if more follow, the next offsets are requested several
-        at once and written in order. Each page starts one record before the previous one
-        ends: when that record is not the one expected, the list moved under us (a record
-        was edited or deleted) and lists sorted by update time re-read from the last
-        record read, one page at a time."""
-        head = self.first_chain(context)
-        pages = head.pages()
-        first = next(pages, None)
-        if first is None:
-            return
-        if head.paginator.finished or not self.splits_pay_off():
-            head.release()
-            yield first
-            yield from pages
-            return
-        pages.close()
-        yield from self._offset_pages(context, first, head.paginator.current_value)
+    def split_rest(
+        self, context: Context | None, first: requests.Response, after_first: t.Any
+    ) -> t.Iterator[requests.Response] | None:
+        """The next offsets, requested several at once and written in order. Each page
+        starts one record before the previous one ends: when that record is not the one
+        expected, the list moved under us (a record was edited or deleted) and lists
+        sorted by update time re-read from the last record read, one page at a time."""
+        return self._offset_pages(context, first, after_first) if self.paginated else None
 
     def _offset_pages(
         self, context: Context | None, first: requests.Response, after_first: t.Any
@@ -1066,30 +1074,21 @@ class PipedriveV2Stream(PipedriveStream):
     #: Records a window is sized for: most windows then fit one page of 500.
     window_target: t.ClassVar[int] = 400
 
-    def response_pages(self, context: Context | None) -> t.Iterator[requests.Response]:
-        """The first page as usual; if more follow, the rest of the list as time windows
-        fetched side by side and written in order, so records still leave sorted by
-        update time and the bookmark stays resumable."""
+    def split_rest(
+        self, context: Context | None, first: requests.Response, after_first: t.Any
+    ) -> t.Iterator[requests.Response] | None:
+        """The rest of the list as time windows fetched side by side and written in order,
+        so records still leave sorted by update time and the bookmark stays resumable;
+        None without an `updated_until` filter or if the page is not sorted as asked."""
+        if not (self.updated_until_param and self.is_sorted):
+            return None
         until = dt.datetime.now(UTC).replace(microsecond=0) + dt.timedelta(seconds=1)
-        head = self.first_chain(context)
-        pages = head.pages()
-        first = next(pages, None)
-        if first is None:
-            return
-        windows = None
-        if (
-            self.updated_until_param
-            and self.is_sorted
-            and not head.paginator.finished
-            and self.splits_pay_off()
-        ):
-            windows = self._windows_after(first, until)
-        if windows is None:  # one page, a fast server, or a page not sorted as asked
-            head.release()
-            yield first
-            yield from pages
-            return
-        pages.close()  # the rest comes from the windows, not from this page's cursor
+        windows = self._windows_after(first, until)
+        return None if windows is None else self._window_pages(context, first, windows)
+
+    def _window_pages(
+        self, context: Context | None, first: requests.Response, windows: TimeWindows
+    ) -> t.Iterator[requests.Response]:
         in_flight: deque[tuple[Window, PageChain]] = deque()
         # Where the list ends: one record, newest first. Windows stop there instead of
         # running on, empty, to the run's start (the last window is open-ended anyway).
@@ -1198,7 +1197,7 @@ class RecentsStream(PipedriveV1Stream):
     def first_chain(self, context: Context | None) -> PageChain:
         """Read when first needed, which is before the streams' first pages are planned
         (planning asks which streams it reports unchanged)."""
-        return self.new_chain(context, self.get_new_paginator() or SinglePagePaginator(), hold=True)
+        return self.plain_chain(context)
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         params = super().get_url_params(context, next_page_token)
