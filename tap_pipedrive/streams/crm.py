@@ -18,8 +18,6 @@ from tap_pipedrive.streams.deal_children import (
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
-    from tap_pipedrive.pipeline import PageChain
-
 V2_SORT = {"sort_by": "update_time", "sort_direction": "asc"}
 DEAL_INCLUDE_FIELDS = (
     "next_activity_id", "last_activity_id", "first_won_time", "products_count",
@@ -95,7 +93,7 @@ class DealsStream(UpdatedSinceMixin, PipedriveV2Stream):
     def _send_product_batch(self, child: DealProductsStream) -> None:
         batch, self._product_batch = self._product_batch, _ProductBatch()
         if batch.deal_ids:
-            batch.chain = child.prefetch({"deal_ids": batch.deal_ids})
+            child.prefetch({"deal_ids": batch.deal_ids})
             self._batches_in_flight.append(batch)
 
     def _write_oldest_batch(self, child: DealProductsStream) -> None:
@@ -141,7 +139,6 @@ class _ProductBatch:
 
     deal_ids: list[int] = field(default_factory=list)
     first_update_time: str | None = None
-    chain: PageChain | None = None
 
 
 class ArchivedDealsStream(UpdatedSinceMixin, PipedriveV2Stream):

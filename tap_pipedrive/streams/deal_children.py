@@ -42,11 +42,10 @@ class DealProductsStream(_DealChild, PipedriveV2Stream):
         super().__init__(*args, **kwargs)
         self._prefetched: dict[tuple[int, ...], PageChain] = {}
 
-    def prefetch(self, context: Context) -> PageChain:
+    def prefetch(self, context: Context) -> None:
         """Request a batch's products now; `sync(context)` writes them later."""
         chain = self.new_chain(context, self.get_new_paginator()).start()
         self._prefetched[tuple(context["deal_ids"])] = chain
-        return chain
 
     def first_chain(self, context: Context | None) -> PageChain:
         chain = self._prefetched.pop(tuple((context or {}).get("deal_ids") or ()), None)
