@@ -554,19 +554,7 @@ class Engine:
             rows = self.select(
                 endpoint, spec, {k: v for k, v in params.items() if k not in bounds}, sort
             )
-            try:
-                since = (
-                    parse_time(params["updated_since"])
-                    if spec.updated_since and params.get("updated_since")
-                    else None
-                )
-                until = (
-                    parse_time(params["updated_until"])
-                    if spec.updated_until and params.get("updated_until")
-                    else None
-                )
-            except ValueError as exc:
-                raise ApiError(400, f"Validation failed: {exc}") from exc
+            since, until = self._update_bounds(spec, params)
             lo = 0 if since is None else bisect.bisect_left(rows, since, key=lambda r: r[0])
             hi = len(rows) if until is None else bisect.bisect_left(rows, until, key=lambda r: r[0])
             return rows[lo:hi]
@@ -582,16 +570,30 @@ class Engine:
                 self._cache.popitem(last=False)
             return rows
 
+    @staticmethod
+    def _update_bounds(spec: ListSpec, params: dict[str, str]) -> tuple[float | None, float | None]:
+        """`updated_since` and `updated_until` as epoch seconds, where the endpoint takes them."""
+        try:
+            since = (
+                parse_time(params["updated_since"])
+                if spec.updated_since and params.get("updated_since")
+                else None
+            )
+            until = (
+                parse_time(params["updated_until"])
+                if spec.updated_until and params.get("updated_until")
+                else None
+            )
+        except ValueError as exc:
+            raise ApiError(400, f"Validation failed: {exc}") from exc
+        return since, until
+
     def _select(
         self, endpoint: str, spec: ListSpec, params: dict[str, str], sort: list[tuple[str, bool]]
     ) -> list[tuple[Any, Any, int]]:
         t = self.data.tables[spec.table]
-        since = until = None
+        since, until = self._update_bounds(spec, params)
         try:
-            if spec.updated_since and params.get("updated_since"):
-                since = parse_time(params["updated_since"])
-            if spec.updated_until and params.get("updated_until"):
-                until = parse_time(params["updated_until"])
             start_date = parse_time(params["start_date"]) if params.get("start_date") else None
             end_date = parse_time(params["end_date"]) + 86400 if params.get("end_date") else None
         except ValueError as exc:
