@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import typing as t
@@ -81,6 +82,34 @@ def run_tap(
         env={**os.environ, **(env or {})},
     )
     return TapRun(done.returncode, done.stdout, done.stderr)
+
+
+def run_until_killed(
+    tmp_path: Path,
+    config: dict[str, t.Any],
+    catalog: dict[str, t.Any],
+    stop: t.Callable[[dict[str, t.Any], list[dict[str, t.Any]]], bool],
+) -> tuple[TapRun, bool]:
+    """Run the CLI and SIGKILL it at the first message for which `stop(message, messages
+    before it)` holds. Returns what it wrote up to that message, and whether it got there
+    (False: the run ended first)."""
+    args = [*TAP, "--config", str(write_json(tmp_path / "config.json", config))]
+    args += ["--catalog", str(write_json(tmp_path / "catalog.json", catalog))]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout is not None
+    lines: list[str] = []
+    messages: list[dict[str, t.Any]] = []
+    stopped = False
+    for line in process.stdout:
+        message = json.loads(line)
+        lines.append(line)
+        if stop(message, messages):
+            stopped = True
+            break
+        messages.append(message)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return TapRun(process.returncode, "".join(lines), ""), stopped
 
 
 def discover(tmp_path: Path, config: dict[str, t.Any]) -> dict[str, t.Any]:

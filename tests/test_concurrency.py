@@ -4,16 +4,13 @@ keep every STATE resumable."""
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
 import typing as t
 from pathlib import Path
 
 import pytest
 
 from tap_pipedrive.sandbox import Sandbox
-from tests.helpers import TAP, discover, parse_messages, run_tap, select, write_json
+from tests.helpers import discover, run_tap, run_until_killed, select
 
 START = "2019-01-01T00:00:00Z"
 DEFAULT_STREAMS = (
@@ -99,42 +96,20 @@ def test_a_run_killed_midway_resumes_without_losing_a_deal_or_its_products(
     distant: Sandbox, tmp_path: Path
 ) -> None:
     config = {"api_key": distant.token, "api_url": distant.url, "start_date": START}
-    catalog = write_json(
-        tmp_path / "catalog.json", select(discover(tmp_path, config), ["deals", "deal_products"])
-    )
-    config_file = write_json(tmp_path / "config.json", config)
-    process = subprocess.Popen(
-        [*TAP, "--config", str(config_file), "--catalog", str(catalog)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    lines: list[str] = []
-    for line in process.stdout:  # up to the first STATE with a deals bookmark
-        lines.append(line)
-        message = json.loads(line)
-        if message["type"] == "STATE":
-            deals_state = message["value"].get("bookmarks", {}).get("deals", {})
-            if deals_state.get("replication_key_value"):
-                break
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    first = parse_messages("".join(lines))
-    state = first[-1]["value"]
-    assert first[-1]["type"] == "STATE"
-    resumed = run_tap(tmp_path, config, state=state, catalog=json.loads(catalog.read_text()))
+    catalog = select(discover(tmp_path, config), ["deals", "deal_products"])
+
+    def deals_bookmarked(message: dict[str, t.Any], before: list[dict[str, t.Any]]) -> bool:
+        """The first STATE with a deals bookmark."""
+        bookmarks = message["value"].get("bookmarks", {}) if message["type"] == "STATE" else {}
+        return bool(bookmarks.get("deals", {}).get("replication_key_value"))
+
+    first, _ = run_until_killed(tmp_path, config, catalog, deals_bookmarked)
+    assert first.messages[-1]["type"] == "STATE"
+    resumed = run_tap(tmp_path, config, state=first.final_state, catalog=catalog)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
 
-    def ids(messages: list[dict[str, t.Any]], stream: str) -> set[t.Any]:
-        return {
-            m["record"]["id"]
-            for m in messages
-            if m.get("stream") == stream and m["type"] == "RECORD"
-        }
-
     expected_deals = distant.truth("deals", START, with_deleted=True)
-    assert ids(first, "deals") < expected_deals, "the run was not interrupted midway"
-    assert ids(first, "deals") | resumed.ids("deals") == expected_deals
+    assert first.ids("deals") < expected_deals, "the run was not interrupted midway"
+    assert first.ids("deals") | resumed.ids("deals") == expected_deals
     expected_products = distant.truth("deal_products", START)
-    assert ids(first, "deal_products") | resumed.ids("deal_products") == expected_products
+    assert first.ids("deal_products") | resumed.ids("deal_products") == expected_products

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import signal
 import subprocess
 import typing as t
 from pathlib import Path
@@ -22,6 +21,7 @@ from tests.helpers import (
     parse_messages,
     reported_unchanged,
     run_tap,
+    run_until_killed,
     select,
     write_json,
 )
@@ -216,31 +216,20 @@ def test_a_run_killed_midway_resumes_from_its_last_state_without_loss(tmp_path: 
     """SIGKILL after the first STATE of a sorted stream; rerun from that STATE."""
     with Sandbox(seed=5, scale=1.0) as big:
         config = {"api_key": big.token, "api_url": big.url, "start_date": "2019-01-01"}
-        catalog = write_json(
-            tmp_path / "catalog.json", select(discover(tmp_path, config), ["deals"])
+        catalog = select(discover(tmp_path, config), ["deals"])
+        killed, stopped = run_until_killed(
+            tmp_path,
+            config,
+            catalog,
+            lambda message, before: (
+                message["type"] == "STATE" and any(m["type"] == "RECORD" for m in before)
+            ),
         )
-        config_file = write_json(tmp_path / "config.json", config)
-        process = subprocess.Popen(
-            [*TAP, "--config", str(config_file), "--catalog", str(catalog)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert process.stdout is not None
-        seen, state = set(), None
-        for line in process.stdout:
-            message = json.loads(line)
-            if message["type"] == "RECORD":
-                seen.add(message["record"]["id"])
-            elif message["type"] == "STATE" and seen:
-                state = message["value"]
-                break
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        assert state is not None, "no STATE before the end of the stream"
+        assert stopped, "no STATE before the end of the stream"
+        seen, state = killed.ids("deals"), killed.final_state
         expected = truth(big, "deals", "2019-01-01T00:00:00Z")
         assert seen < expected, "the run was not interrupted midway"
-        resumed = run_tap(tmp_path, config, state=state, catalog=json.loads(catalog.read_text()))
+        resumed = run_tap(tmp_path, config, state=state, catalog=catalog)
         assert resumed.returncode == 0, resumed.stderr[-2000:]
         assert seen | resumed.ids("deals") == expected
         assert len(resumed.ids("deals")) < len(expected), "the rerun started over"
