@@ -259,6 +259,14 @@ class NewestFirstPaginator(OffsetPaginator):
         return super().get_next(response)
 
 
+def _state_time(value: t.Any) -> dt.datetime | None:
+    """A time saved in the state, or None if there is none or it does not parse."""
+    try:
+        return parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 def _second_of(value: t.Any) -> str | None:
     """A timestamp as the `updated_since` value of its second, or None."""
     if not isinstance(value, str) or not value:
@@ -508,7 +516,7 @@ class PipedriveStream(RESTStream[t.Any]):
     ) -> requests.Response:
         """Every attempt, retries included, is charged before it is sent, and waits for
         its slot under the burst limit."""
-        if getattr(self._tap, "halted", None) is not None:
+        if self._tap.halted is not None:  # type: ignore[attr-defined]
             raise RunHalted
         self._tap.meter.charge(self.meter_name, self.token_cost)  # type: ignore[attr-defined]
         pacer = self._tap.pacer  # type: ignore[attr-defined]
@@ -546,7 +554,7 @@ class PipedriveStream(RESTStream[t.Any]):
 
     @property
     def concurrency(self) -> int:
-        return int(getattr(self._tap, "concurrency", 1) or 1)
+        return self._tap.concurrency  # type: ignore[attr-defined]
 
     def splits_pay_off(self) -> bool:
         """Whether to split a long list into parts read side by side. A page chain already
@@ -829,11 +837,7 @@ class PipedriveStream(RESTStream[t.Any]):
 
     def _synced_at(self) -> dt.datetime | None:
         """When this stream's last complete sync started (less a margin), from the state."""
-        value = self.stream_state.get("synced_at") if self.changes_item else None
-        try:
-            return parse_datetime(value) if isinstance(value, str) else None
-        except ValueError:
-            return None
+        return _state_time(self.stream_state.get("synced_at")) if self.changes_item else None
 
     def recents_since(self) -> tuple[set[str], dt.datetime | None] | None:
         """The `/v1/recents` item types this stream needs, and from when (None: as far
@@ -842,11 +846,7 @@ class PipedriveStream(RESTStream[t.Any]):
         since: list[dt.datetime | None] = []
         if self.recents_item:  # deletions since the bookmark
             items.add(self.recents_item)
-            value = self.stream_state.get("replication_key_value")
-            try:
-                since.append(parse_datetime(value) if isinstance(value, str) else None)
-            except ValueError:
-                since.append(None)
+            since.append(_state_time(self.stream_state.get("replication_key_value")))
         synced_at = self._synced_at()
         if synced_at is not None and synced_at >= reach_floor():  # changes since the last sync
             items.add(t.cast(str, self.changes_item))

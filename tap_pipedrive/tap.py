@@ -41,6 +41,8 @@ DEFAULT_CONCURRENCY = 8
 #: First pages of the next streams requested ahead: each waits in memory for its turn.
 HEADS_AHEAD = 4
 MAX_CONCURRENCY = 64
+#: `_recent_changes` before `/v1/recents` is read.
+_UNREAD = object()
 
 
 class TapPipedrive(Tap):
@@ -158,6 +160,8 @@ class TapPipedrive(Tap):
 
     #: The fatal error that stopped the run's requests, if any.
     halted: BaseException | None = None
+    #: What `/v1/recents` listed this run (None: nothing to read, or it failed).
+    _recent_changes: RecentChanges | object | None = _UNREAD
 
     def halt(self, error: BaseException) -> None:
         """Send no further request: one of them failed for good."""
@@ -174,8 +178,7 @@ class TapPipedrive(Tap):
         self._heads: dict[str, PageChain] = {}
         self._head_plan: list[tuple[str, PipedriveStream, Context | None]] | None = None
         self.run_started_at = dt.datetime.now(UTC)
-        self._recent_changes: RecentChanges | None = None
-        self._recents_read = False
+        self._recent_changes = _UNREAD
         try:
             super().sync_all()
         except (
@@ -202,9 +205,8 @@ class TapPipedrive(Tap):
         """What `/v1/recents` lists for every selected stream that needs it, read once per
         run (on first need), from the earliest time any of them needs; None if it cannot
         be read (then deletions are skipped and no stream is skipped)."""
-        if getattr(self, "_recents_read", False):
-            return self._recent_changes
-        self._recents_read = True
+        if self._recent_changes is not _UNREAD:
+            return t.cast("RecentChanges | None", self._recent_changes)
         self._recent_changes = None
         items: set[str] = set()
         since: list[dt.datetime | None] = []
