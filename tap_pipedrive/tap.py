@@ -25,6 +25,7 @@ from tap_pipedrive.errors import (
 )
 from tap_pipedrive.inputs import check_cli_files
 from tap_pipedrive.pacing import Pacer
+from tap_pipedrive.pipeline import share_malloc_arenas
 from tap_pipedrive.recents import RecentChanges, reach_floor
 from tap_pipedrive.streams import STREAM_TYPES
 from tap_pipedrive.streams.fields import FIELDS_STREAM_OF
@@ -179,6 +180,7 @@ class TapPipedrive(Tap):
         self._head_plan: list[tuple[str, PipedriveStream, Context | None]] | None = None
         self.run_started_at = dt.datetime.now(UTC)
         self._recent_changes = _UNREAD
+        share_malloc_arenas()
         try:
             super().sync_all()
         except (

@@ -1612,6 +1612,7 @@ class Sandbox:
             self.data.render_cache = {}
         self.engine = Engine(self.data)
         self.requests: list[tuple[str, str, dict[str, str], dict[str, str]]] = []
+        self.request_times: list[float] = []  # arrival (monotonic) of each of `requests`
         self._lock = threading.Lock()
         self._fault_n = 0
         self._error_n = 0
@@ -1697,6 +1698,7 @@ class Sandbox:
     def reset_requests(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.request_times.clear()
 
     def set_faults(self, **kw: Any) -> Faults:
         """Change faults at run time; setting truncate_once / non_json_once=True arms it again.
@@ -1721,6 +1723,7 @@ class Sandbox:
     ) -> None:
         with self._lock:
             self.requests.append((method, path, params, headers))
+            self.request_times.append(time.monotonic())
 
     def _burst_tick(self) -> tuple[int, int]:
         now = time.monotonic()
@@ -1819,7 +1822,15 @@ class Sandbox:
         if path == "/_sandbox/requests" and method == "GET":
             with self._lock:
                 by_path = collections.Counter(r[1] for r in self.requests)
-                return 200, {"count": len(self.requests), "by_path": dict(by_path)}
+                answer: dict[str, Any] = {"count": len(self.requests), "by_path": dict(by_path)}
+                if params.get("timeline") and self.request_times:
+                    # when each request arrived, in seconds after the first, and its path
+                    first = self.request_times[0]
+                    answer["timeline"] = [
+                        [round(at - first, 4), r[1]]
+                        for at, r in zip(self.request_times, self.requests, strict=True)
+                    ]
+                return 200, answer
         if path == "/_sandbox/reset_requests" and method == "POST":
             self.reset_requests()
             return 200, {"count": 0}
