@@ -41,7 +41,7 @@ from tap_pipedrive.errors import (
     RateLimitError,
     RunHalted,
 )
-from tap_pipedrive.pipeline import PageChain, TimeWindows, Window
+from tap_pipedrive.pipeline import PageChain, TimeWindows, Window, chains_to_start
 from tap_pipedrive.recents import CLOCK_MARGIN, reach_floor
 from tap_pipedrive.timeutil import (
     UTC,
@@ -525,7 +525,7 @@ class PipedriveStream(RESTStream[t.Any]):
         try:
             return super()._request(prepared_request, context)
         finally:
-            pacer.observe_round_trip(time.monotonic() - sent)
+            pacer.observe_round_trip(time.monotonic() - sent, self.name)
 
     @property
     def meter_name(self) -> str:
@@ -566,7 +566,7 @@ class PipedriveStream(RESTStream[t.Any]):
     def in_flight_wanted(self) -> int:
         """Requests to keep in flight now: as many as the round trip needs to reach the
         burst limit, within `max_concurrent_requests`."""
-        return self._tap.pacer.requests_to_keep_in_flight(self.concurrency)  # type: ignore[attr-defined]
+        return self._tap.pacer.requests_to_keep_in_flight(self.concurrency, self.name)  # type: ignore[attr-defined]
 
     def new_chain(
         self, context: Context | None, paginator: BaseAPIPaginator[t.Any], **options: t.Any
@@ -1001,7 +1001,8 @@ class PipedriveV1Stream(PipedriveStream):
 
         def fill() -> None:
             nonlocal next_start
-            while len(in_flight) < min(self.in_flight_wanted(), pages_left(previous)):
+            wanted = min(self.in_flight_wanted(), pages_left(previous))
+            for _ in range(chains_to_start((chain for _, chain in in_flight), wanted)):
                 token = (since, next_start) if keyset else next_start
                 chain = self.new_chain(context, _OnePage(token)).start()
                 in_flight.append((next_start, chain))
@@ -1103,7 +1104,8 @@ class PipedriveV2Stream(PipedriveStream):
         def fill() -> None:
             # Ramp up: one more window in flight per window that answered, so the first
             # windows are not all sized from the first page alone.
-            while len(in_flight) < min(self.in_flight_wanted(), 2 + windows.answered):
+            wanted = min(self.in_flight_wanted(), 2 + windows.answered)
+            for _ in range(chains_to_start((chain for _, chain in in_flight), wanted)):
                 window = windows.next()
                 if window is None:
                     return

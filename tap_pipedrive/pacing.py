@@ -13,10 +13,13 @@ import math
 import threading
 import time
 import typing as t
+from collections import defaultdict, deque
 
 BURST_WINDOW_SECONDS = 2.0
 #: Requests per window left unused, as a margin, at least.
 HEADROOM = 2
+#: Round trips remembered per stream: the shortest of them is the stream's round trip.
+ROUND_TRIPS_KEPT = 8
 
 
 class Pacer:
@@ -30,18 +33,30 @@ class Pacer:
         self.interval = 0.0
         self._next_slot = 0.0
         self._lock = threading.Lock()
-        self.round_trip = 0.0
+        self._round_trips: defaultdict[str, deque[float]] = defaultdict(
+            lambda: deque(maxlen=ROUND_TRIPS_KEPT)
+        )
 
-    def observe_round_trip(self, seconds: float) -> None:
-        """Learn how long a request takes, pacing waits excluded (a moving average)."""
-        self.round_trip = seconds if not self.round_trip else 0.7 * self.round_trip + 0.3 * seconds
+    def observe_round_trip(self, seconds: float, stream: str = "") -> None:
+        """Learn how long a request of `stream` takes, pacing waits excluded."""
+        self._round_trips[stream].append(seconds)
+        self._round_trips[""].append(seconds)
 
-    def requests_to_keep_in_flight(self, most: int) -> int:
+    def round_trip(self, stream: str = "") -> float:
+        """The shortest recent round trip of `stream` (of any stream before it has one).
+
+        The shortest, not the average: the average grows with the time a busy server
+        keeps requests queued, and more requests in flight would then only queue longer,
+        while the shortest is what the distance and the page cost."""
+        recent = self._round_trips.get(stream) or self._round_trips.get("")
+        return min(recent) if recent else 0.0
+
+    def requests_to_keep_in_flight(self, most: int, stream: str = "") -> int:
         """How many requests in flight reach the burst limit, at most `most`: a round trip
         of 0.3 s at 20 requests/s needs 6; a fast server needs 1, and then fetching far
         ahead would only waste requests past the end of a list."""
         rate = 1.0 / self.interval if self.interval else self.DEFAULT_RATE
-        return max(1, min(most, math.ceil(self.round_trip * rate)))
+        return max(1, min(most, math.ceil(self.round_trip(stream) * rate)))
 
     def wait_for_slot(self) -> None:
         with self._lock:

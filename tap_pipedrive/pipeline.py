@@ -33,6 +33,10 @@ if t.TYPE_CHECKING:
 _PAGE, _ERROR, _END = "page", "error", "end"
 _POLL_SECONDS = 0.2
 _M_ARENA_MAX = -8  # glibc's mallopt parameter
+#: Pages a list read in parts may hold answered but not yet written before it sends no
+#: further request: more would only say that the writer, not the API, sets the pace, and
+#: hold memory that grows with the number of parts in flight.
+PAGES_WAITING = 2
 
 
 def share_malloc_arenas(arenas: int = 2) -> None:
@@ -43,6 +47,19 @@ def share_malloc_arenas(arenas: int = 2) -> None:
     97 MB uncapped, 70 MB with 2 arenas). A no-op where the C library has no `mallopt`."""
     with contextlib.suppress(OSError, AttributeError, TypeError):
         ctypes.CDLL(None).mallopt(_M_ARENA_MAX, arenas)
+
+
+def chains_to_start(chains: t.Iterable[PageChain], wanted: int) -> int:
+    """How many chains to start beside `chains` (those not yet read) to have `wanted` in
+    flight. When some have answered and wait, the writer is at least as slow as the API:
+    one new chain then replaces the one just read, and none while `PAGES_WAITING` wait,
+    so that a slow writer holds a few pages, however many requests may be in flight."""
+    chains = list(chains)
+    waiting = sum(chain.has_page() for chain in chains)
+    room = max(wanted - len(chains), 0)
+    if waiting >= PAGES_WAITING:
+        return 0
+    return min(room, 1) if waiting else room
 
 
 class PageChain:
@@ -91,6 +108,10 @@ class PageChain:
             self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
             self._thread.start()
         return self
+
+    def has_page(self) -> bool:
+        """Whether a page (or the chain's end) is fetched and waits for the reader."""
+        return not self._queue.empty()
 
     def release(self) -> None:
         """Let a held chain fetch on past its first page."""

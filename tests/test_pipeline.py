@@ -33,7 +33,9 @@ T0 = dt.datetime(2024, 1, 1, tzinfo=UTC)
 @pytest.fixture(autouse=True)
 def in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
     """As against a distant server: four requests in flight, whatever the round trip here."""
-    monkeypatch.setattr(Pacer, "requests_to_keep_in_flight", lambda self, most: min(4, most))
+    monkeypatch.setattr(
+        Pacer, "requests_to_keep_in_flight", lambda self, most, stream="": min(4, most)
+    )
 
 
 # -- PageChain ----------------------------------------------------------------------------
@@ -273,7 +275,7 @@ def test_a_long_v2_list_is_read_as_windows_in_flight_and_written_in_order() -> N
 def test_windows_are_not_used_when_the_next_page_in_flight_is_enough(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(Pacer, "requests_to_keep_in_flight", lambda self, most: 2)
+    monkeypatch.setattr(Pacer, "requests_to_keep_in_flight", lambda self, most, stream="": 2)
     account = Account(1_200)
     responses.add_callback(responses.GET, f"{V2}/persons", callback=account.v2)
     assert _ids(_sync_records("persons")) == list(range(1, 1201))
@@ -318,3 +320,33 @@ def test_offset_lookahead_stops_at_the_end_of_the_list() -> None:
     responses.add_callback(responses.GET, f"{V1}/notes", callback=account.v1)
     assert _ids(_sync_records("notes")) == list(range(1, 1401))
     assert len(account.requests) <= 3 + 4  # three pages, and at most four past the end
+
+
+@responses.activate
+def test_a_slow_writer_holds_few_pages_ahead_however_many_requests_may_be_in_flight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When the writer, not the API, sets the pace, the windows in flight would all come
+    back and wait in memory: no further window is requested while `PAGES_WAITING` wait."""
+    from tap_pipedrive.pipeline import PAGES_WAITING
+
+    monkeypatch.setattr(
+        Pacer, "requests_to_keep_in_flight", lambda self, most, stream="": min(8, most)
+    )
+    account = Account(8_000)
+    responses.add_callback(responses.GET, f"{V2}/persons", callback=account.v2)
+    _no_custom_fields()
+    tap = TapPipedrive(config=CONFIG, validate_config=True)
+    stream = t.cast(PipedriveStream, tap.streams["persons"])
+    stream._write_starting_replication_value(None)
+    parse = stream.parse_response
+    ahead: list[int] = []
+
+    def slow_parse(response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
+        time.sleep(0.05)  # every request sent so far has its answer by now
+        ahead.append(len(account.requests) - len(ahead) - 1)  # sent, less read and the probe
+        return parse(response)
+
+    monkeypatch.setattr(stream, "parse_response", slow_parse)
+    assert _ids(list(stream.get_records(None))) == list(range(1, 8001))
+    assert max(ahead) <= PAGES_WAITING + 1  # the page being read, and those waiting

@@ -14,6 +14,7 @@ from tap_pipedrive.streams.deal_children import (
     DealParticipantsStream,
     DealProductsStream,
 )
+from tap_pipedrive.timeutil import parse_datetime
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -79,15 +80,19 @@ class DealsStream(UpdatedSinceMixin, PipedriveV2Stream):
                 child.sync(context={"deal_id": child_context["deal_id"]})
 
     def _add_to_product_batch(self, child: DealProductsStream, deal: Context) -> None:
-        """Request a batch as soon as it is full; write the oldest batch's products once
-        more batches are in flight than the round trip needs."""
+        """Request a batch as soon as it is full; write the oldest batch's products as
+        soon as they are here, or once more batches are in flight than the round trip
+        needs."""
         batch = self._product_batch
         if not batch.deal_ids:
             batch.first_update_time = deal["update_time"]
         batch.deal_ids.append(deal["deal_id"])
         if len(batch.deal_ids) >= DEAL_IDS_PER_REQUEST:
             self._send_product_batch(child)
-        while len(self._batches_in_flight) > self.in_flight_wanted() - 1:
+        while self._batches_in_flight and (
+            len(self._batches_in_flight) > self.in_flight_wanted() - 1
+            or child.answered({"deal_ids": self._batches_in_flight[0].deal_ids})
+        ):
             self._write_oldest_batch(child)
 
     def _send_product_batch(self, child: DealProductsStream) -> None:
@@ -124,7 +129,7 @@ class DealsStream(UpdatedSinceMixin, PipedriveV2Stream):
         entry = state.get("bookmarks", {}).get(self.name, {})
         held_back = pending[0].first_update_time
         value = entry.get("replication_key_value")
-        if isinstance(value, str) and isinstance(held_back, str) and held_back < value:
+        if held_back and value and parse_datetime(held_back) < parse_datetime(value):
             entry["replication_key_value"] = held_back
         self._tap.state_writer.write_state(state)
         self.state_manager.is_flushed = True

@@ -47,6 +47,11 @@ class DealProductsStream(_DealChild, PipedriveV2Stream):
         chain = self.new_chain(context, self.get_new_paginator()).start()
         self._prefetched[tuple(context["deal_ids"])] = chain
 
+    def answered(self, context: Context) -> bool:
+        """Whether the batch prefetched for `context` has its first page here."""
+        chain = self._prefetched.get(tuple(context["deal_ids"]))
+        return chain is not None and chain.has_page()
+
     def first_chain(self, context: Context | None) -> PageChain:
         chain = self._prefetched.pop(tuple((context or {}).get("deal_ids") or ()), None)
         return chain or super().first_chain(context)
