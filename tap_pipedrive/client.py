@@ -41,7 +41,7 @@ from tap_pipedrive.errors import (
     RateLimitError,
     RunHalted,
 )
-from tap_pipedrive.pipeline import PageChain, TimeWindows, Window, chains_to_start
+from tap_pipedrive.pipeline import PageChain, ReadAhead, TimeWindows, Window
 from tap_pipedrive.recents import CLOCK_MARGIN, reach_floor
 from tap_pipedrive.timeutil import (
     UTC,
@@ -519,13 +519,8 @@ class PipedriveStream(RESTStream[t.Any]):
         if self._tap.halted is not None:  # type: ignore[attr-defined]
             raise RunHalted
         self._tap.meter.charge(self.meter_name, self.token_cost)  # type: ignore[attr-defined]
-        pacer = self._tap.pacer  # type: ignore[attr-defined]
-        pacer.wait_for_slot()
-        sent = time.monotonic()
-        try:
-            return super()._request(prepared_request, context)
-        finally:
-            pacer.observe_round_trip(time.monotonic() - sent, self.name)
+        self._tap.pacer.wait_for_slot()  # type: ignore[attr-defined]
+        return super()._request(prepared_request, context)
 
     @property
     def meter_name(self) -> str:
@@ -558,10 +553,11 @@ class PipedriveStream(RESTStream[t.Any]):
 
     def splits_pay_off(self) -> bool:
         """Whether to split a long list into parts read side by side. A page chain already
-        has its next request in flight while the reader writes this page (two at work at
-        once); splitting costs part-filled pages, so it is worth it only when the round trip
-        needs more than two requests in flight to reach the burst limit."""
-        return self.concurrency > 2 and self.in_flight_wanted() > 2
+        keeps two at work (its next request in flight while this page is written), and
+        splitting costs part-filled pages (more requests, more tokens) and pages held in
+        memory: it pays off only where the round trip needs at least twice that in flight
+        to reach the burst limit, i.e. a distant API, not a busy one next door."""
+        return self.concurrency > 3 and self.in_flight_wanted() > 3
 
     def in_flight_wanted(self) -> int:
         """Requests to keep in flight now: as many as the round trip needs to reach the
@@ -725,8 +721,14 @@ class PipedriveStream(RESTStream[t.Any]):
 
     def _pace(self, response: requests.Response) -> None:
         """Space requests by the burst limit; and should the window still be spent (other
-        clients share the token's budget), wait for its reset rather than collect a 429."""
-        self._tap.pacer.learn(response.headers)  # type: ignore[attr-defined]
+        clients share the token's budget), wait for its reset rather than collect a 429.
+
+        The round trip learnt is the time to the answer's headers (`elapsed`): the
+        tap's own time parsing the body, longer while other threads hold the interpreter,
+        is no reason to keep more requests in flight."""
+        pacer = self._tap.pacer  # type: ignore[attr-defined]
+        pacer.learn(response.headers)
+        pacer.observe_round_trip(response.elapsed.total_seconds(), self.name)
         remaining = response.headers.get("x-ratelimit-remaining")
         if remaining is None:
             return
@@ -998,11 +1000,12 @@ class PipedriveV1Stream(PipedriveStream):
             return 1 + math.ceil(per_second * max((now - last).total_seconds(), 0.0) / step)
 
         next_start = step
+        read_ahead = ReadAhead()
 
         def fill() -> None:
             nonlocal next_start
             wanted = min(self.in_flight_wanted(), pages_left(previous))
-            for _ in range(chains_to_start((chain for _, chain in in_flight), wanted)):
+            for _ in range(read_ahead.to_start((chain for _, chain in in_flight), wanted)):
                 token = (since, next_start) if keyset else next_start
                 chain = self.new_chain(context, _OnePage(token)).start()
                 in_flight.append((next_start, chain))
@@ -1013,6 +1016,7 @@ class PipedriveV1Stream(PipedriveStream):
         yield first
         while in_flight:
             start, chain = in_flight.popleft()
+            read_ahead.taking(chain)
             response = next(chain.pages(), None)
             if response is None:
                 break
@@ -1091,6 +1095,7 @@ class PipedriveV2Stream(PipedriveStream):
         self, context: Context | None, first: requests.Response, windows: TimeWindows
     ) -> t.Iterator[requests.Response]:
         in_flight: deque[tuple[Window, PageChain]] = deque()
+        read_ahead = ReadAhead()
         # Where the list ends: one record, newest first. Windows stop there instead of
         # running on, empty, to the run's start (the last window is open-ended anyway).
         newest = self.new_chain(
@@ -1102,10 +1107,11 @@ class PipedriveV2Stream(PipedriveStream):
         ).start()
 
         def fill() -> None:
-            # Ramp up: one more window in flight per window that answered, so the first
-            # windows are not all sized from the first page alone.
-            wanted = min(self.in_flight_wanted(), 2 + windows.answered)
-            for _ in range(chains_to_start((chain for _, chain in in_flight), wanted)):
+            # One more than the round trip needs, for the window being written; ramped up,
+            # one more per window that answered, so that the first windows are not all
+            # sized from the first page alone.
+            wanted = min(self.in_flight_wanted() + 1, self.concurrency, 2 + windows.answered)
+            for _ in range(read_ahead.to_start((chain for _, chain in in_flight), wanted)):
                 window = windows.next()
                 if window is None:
                     return
@@ -1122,6 +1128,7 @@ class PipedriveV2Stream(PipedriveStream):
         yield first
         while in_flight:
             window, chain = in_flight.popleft()
+            read_ahead.taking(chain)
             for response in chain.pages():
                 data = payload_of(response).get("data") or []
                 if window.skip_ids:

@@ -13,13 +13,10 @@ import math
 import threading
 import time
 import typing as t
-from collections import defaultdict, deque
 
 BURST_WINDOW_SECONDS = 2.0
 #: Requests per window left unused, as a margin, at least.
 HEADROOM = 2
-#: Round trips remembered per stream: the shortest of them is the stream's round trip.
-ROUND_TRIPS_KEPT = 8
 
 
 class Pacer:
@@ -33,23 +30,23 @@ class Pacer:
         self.interval = 0.0
         self._next_slot = 0.0
         self._lock = threading.Lock()
-        self._round_trips: defaultdict[str, deque[float]] = defaultdict(
-            lambda: deque(maxlen=ROUND_TRIPS_KEPT)
-        )
+        #: The shortest round trip seen, per stream ("": of the run).
+        self._shortest: dict[str, float] = {}
 
     def observe_round_trip(self, seconds: float, stream: str = "") -> None:
         """Learn how long a request of `stream` takes, pacing waits excluded."""
-        self._round_trips[stream].append(seconds)
-        self._round_trips[""].append(seconds)
+        for key in (stream, ""):
+            self._shortest[key] = min(seconds, self._shortest.get(key, seconds))
 
     def round_trip(self, stream: str = "") -> float:
-        """The shortest recent round trip of `stream` (of any stream before it has one).
+        """The shortest round trip of `stream` so far (of the run, before it has one).
 
-        The shortest, not the average: the average grows with the time a busy server
-        keeps requests queued, and more requests in flight would then only queue longer,
-        while the shortest is what the distance and the page cost."""
-        recent = self._round_trips.get(stream) or self._round_trips.get("")
-        return min(recent) if recent else 0.0
+        The shortest, not a recent average: a server that shares its time among the
+        requests in flight answers each later the more there are, and an average would
+        then ask for ever more in flight while they only queue longer. The shortest is
+        what the distance and the page cost.
+        """
+        return self._shortest.get(stream, self._shortest.get("", 0.0))
 
     def requests_to_keep_in_flight(self, most: int, stream: str = "") -> int:
         """How many requests in flight reach the burst limit, at most `most`: a round trip

@@ -22,6 +22,7 @@ import math
 import queue
 import threading
 import typing as t
+from collections import deque
 from dataclasses import dataclass
 
 from tap_pipedrive.timeutil import parse_datetime
@@ -33,9 +34,8 @@ if t.TYPE_CHECKING:
 _PAGE, _ERROR, _END = "page", "error", "end"
 _POLL_SECONDS = 0.2
 _M_ARENA_MAX = -8  # glibc's mallopt parameter
-#: Pages a list read in parts may hold answered but not yet written before it sends no
-#: further request: more would only say that the writer, not the API, sets the pace, and
-#: hold memory that grows with the number of parts in flight.
+#: Parts of a list kept in flight while the writer, not the API, sets the pace: more
+#: would only wait in memory.
 PAGES_WAITING = 2
 
 
@@ -49,17 +49,27 @@ def share_malloc_arenas(arenas: int = 2) -> None:
         ctypes.CDLL(None).mallopt(_M_ARENA_MAX, arenas)
 
 
-def chains_to_start(chains: t.Iterable[PageChain], wanted: int) -> int:
-    """How many chains to start beside `chains` (those not yet read) to have `wanted` in
-    flight. When some have answered and wait, the writer is at least as slow as the API:
-    one new chain then replaces the one just read, and none while `PAGES_WAITING` wait,
-    so that a slow writer holds a few pages, however many requests may be in flight."""
-    chains = list(chains)
-    waiting = sum(chain.has_page() for chain in chains)
-    room = max(wanted - len(chains), 0)
-    if waiting >= PAGES_WAITING:
-        return 0
-    return min(room, 1) if waiting else room
+class ReadAhead:
+    """How many parts of a list to keep in flight ahead of the writer.
+
+    As many as the round trip needs while the API sets the pace, i.e. while the writer
+    finds itself waiting for the next part; once it has found each of the last few parts
+    already answered, the writer sets the pace, and parts beyond `PAGES_WAITING` would
+    only wait in memory.
+    """
+
+    def __init__(self, recent: int = 4) -> None:
+        self._waited: deque[bool] = deque(maxlen=recent)
+
+    def taking(self, chain: PageChain) -> None:
+        """The writer turns to `chain`: note whether it has to wait for it."""
+        self._waited.append(not chain.has_page())
+
+    def to_start(self, chains: t.Iterable[PageChain], wanted: int) -> int:
+        """How many chains to start beside `chains` (those not yet read)."""
+        if self._waited and not any(self._waited):
+            wanted = min(wanted, PAGES_WAITING)
+        return max(wanted - len(list(chains)), 0)
 
 
 class PageChain:

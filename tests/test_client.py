@@ -500,28 +500,27 @@ def test_pacer_keeps_as_many_requests_in_flight_as_the_round_trip_needs() -> Non
 
     pacer = Pacer()
     pacer.learn({"x-ratelimit-limit": "42"})  # 20 requests/s
-    pacer.observe_round_trip(0.005, "users")  # a server next door: one at a time is enough
-    assert pacer.requests_to_keep_in_flight(8, "users") == 1
-    for _ in range(20):
+    for _ in range(3):
         pacer.observe_round_trip(0.3, "deals")  # 0.3 s away: 6 in flight reach 20/s
     assert pacer.requests_to_keep_in_flight(8, "deals") == 6
     assert pacer.requests_to_keep_in_flight(4, "deals") == 4  # never more than the setting
     assert pacer.requests_to_keep_in_flight(8, "notes") == 6  # none of its own yet: the run's
+    pacer.observe_round_trip(0.005, "users")  # a server next door: one at a time is enough
+    assert pacer.requests_to_keep_in_flight(8, "users") == 1
+    assert pacer.requests_to_keep_in_flight(8, "deals") == 6  # its own, whatever the others'
 
 
-def test_pacer_takes_the_shortest_recent_round_trip_not_the_time_requests_queue() -> None:
-    """A busy server answering requests one at a time makes them wait longer the more are
-    in flight: the round trip that counts is the shortest, not the average."""
+def test_pacer_takes_the_shortest_round_trip_not_the_time_requests_queue() -> None:
+    """A busy server sharing its time among the requests in flight answers each later the
+    more there are: the round trip that counts is the shortest, not the average."""
     from tap_pipedrive.pacing import Pacer
 
     pacer = Pacer()
     pacer.learn({"x-ratelimit-limit": "42"})  # 20 requests/s
-    for seconds in (0.05, 0.1, 0.15, 0.2, 0.25, 0.3):  # six queued behind each other
-        pacer.observe_round_trip(seconds, "deals")
+    pacer.observe_round_trip(0.045, "deals")  # alone: one at a time is enough
+    for _ in range(20):
+        pacer.observe_round_trip(0.3, "deals")  # eight at once, each waiting for the others
     assert pacer.requests_to_keep_in_flight(8, "deals") == 1
-    for _ in range(8):
-        pacer.observe_round_trip(0.3, "deals")  # the server is far away after all
-    assert pacer.requests_to_keep_in_flight(8, "deals") == 6
 
 
 @responses.activate

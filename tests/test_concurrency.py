@@ -23,9 +23,9 @@ WITH_DELETED = {"deals", "archived_deals", "projects"}
 
 @pytest.fixture(scope="module")
 def distant() -> t.Iterator[Sandbox]:
-    """About 13,500 records, 150 ms away, 40 requests per 2 s at most."""
+    """About 13,500 records, 250 ms away, 40 requests per 2 s at most."""
     with Sandbox(seed=21, scale=1.0) as running:
-        running.set_faults(latency_ms=150, burst_limit=40)
+        running.set_faults(latency_ms=250, burst_limit=40)
         yield running
 
 
