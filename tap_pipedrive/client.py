@@ -562,7 +562,7 @@ class PipedriveStream(RESTStream[t.Any]):
     def in_flight_wanted(self) -> int:
         """Requests to keep in flight now: as many as the round trip needs to reach the
         burst limit, within `max_concurrent_requests`."""
-        return self._tap.pacer.requests_to_keep_in_flight(self.concurrency, self.name)  # type: ignore[attr-defined]
+        return self._tap.pacer.requests_to_keep_in_flight(self.concurrency)  # type: ignore[attr-defined]
 
     def new_chain(
         self, context: Context | None, paginator: BaseAPIPaginator[t.Any], **options: t.Any
@@ -728,7 +728,7 @@ class PipedriveStream(RESTStream[t.Any]):
         is no reason to keep more requests in flight."""
         pacer = self._tap.pacer  # type: ignore[attr-defined]
         pacer.learn(response.headers)
-        pacer.observe_round_trip(response.elapsed.total_seconds(), self.name)
+        pacer.observe_round_trip(response.elapsed.total_seconds())
         remaining = response.headers.get("x-ratelimit-remaining")
         if remaining is None:
             return

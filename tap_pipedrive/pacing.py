@@ -30,30 +30,26 @@ class Pacer:
         self.interval = 0.0
         self._next_slot = 0.0
         self._lock = threading.Lock()
-        #: The shortest round trip seen, per stream ("": of the run).
-        self._shortest: dict[str, float] = {}
+        #: The shortest round trip of the run so far.
+        self.round_trip = 0.0
 
-    def observe_round_trip(self, seconds: float, stream: str = "") -> None:
-        """Learn how long a request of `stream` takes, pacing waits excluded."""
-        for key in (stream, ""):
-            self._shortest[key] = min(seconds, self._shortest.get(key, seconds))
+    def observe_round_trip(self, seconds: float) -> None:
+        """Learn how long a request takes, to the answer's headers.
 
-    def round_trip(self, stream: str = "") -> float:
-        """The shortest round trip of `stream` so far (of the run, before it has one).
-
-        The shortest, not a recent average: a server that shares its time among the
-        requests in flight answers each later the more there are, and an average would
-        then ask for ever more in flight while they only queue longer. The shortest is
-        what the distance and the page cost.
+        The shortest of the run is kept, not an average: a server that shares its time
+        among the requests in flight answers each later the more there are, and an
+        average would then ask for ever more in flight while they only queue longer. The
+        shortest is what the distance costs; a busy server next door, whose small answers
+        come back in milliseconds, gets no more than a page ahead.
         """
-        return self._shortest.get(stream, self._shortest.get("", 0.0))
+        self.round_trip = min(seconds, self.round_trip) if self.round_trip else seconds
 
-    def requests_to_keep_in_flight(self, most: int, stream: str = "") -> int:
+    def requests_to_keep_in_flight(self, most: int) -> int:
         """How many requests in flight reach the burst limit, at most `most`: a round trip
         of 0.3 s at 20 requests/s needs 6; a fast server needs 1, and then fetching far
         ahead would only waste requests past the end of a list."""
         rate = 1.0 / self.interval if self.interval else self.DEFAULT_RATE
-        return max(1, min(most, math.ceil(self.round_trip(stream) * rate)))
+        return max(1, min(most, math.ceil(self.round_trip * rate)))
 
     def wait_for_slot(self) -> None:
         with self._lock:

@@ -500,14 +500,11 @@ def test_pacer_keeps_as_many_requests_in_flight_as_the_round_trip_needs() -> Non
 
     pacer = Pacer()
     pacer.learn({"x-ratelimit-limit": "42"})  # 20 requests/s
-    for _ in range(3):
-        pacer.observe_round_trip(0.3, "deals")  # 0.3 s away: 6 in flight reach 20/s
-    assert pacer.requests_to_keep_in_flight(8, "deals") == 6
-    assert pacer.requests_to_keep_in_flight(4, "deals") == 4  # never more than the setting
-    assert pacer.requests_to_keep_in_flight(8, "notes") == 6  # none of its own yet: the run's
-    pacer.observe_round_trip(0.005, "users")  # a server next door: one at a time is enough
-    assert pacer.requests_to_keep_in_flight(8, "users") == 1
-    assert pacer.requests_to_keep_in_flight(8, "deals") == 6  # its own, whatever the others'
+    pacer.observe_round_trip(0.3)  # 0.3 s away: 6 in flight reach 20/s
+    assert pacer.requests_to_keep_in_flight(8) == 6
+    assert pacer.requests_to_keep_in_flight(4) == 4  # never more than the setting
+    pacer.observe_round_trip(0.005)  # a server next door: one at a time is enough
+    assert pacer.requests_to_keep_in_flight(8) == 1
 
 
 def test_pacer_takes_the_shortest_round_trip_not_the_time_requests_queue() -> None:
@@ -517,10 +514,10 @@ def test_pacer_takes_the_shortest_round_trip_not_the_time_requests_queue() -> No
 
     pacer = Pacer()
     pacer.learn({"x-ratelimit-limit": "42"})  # 20 requests/s
-    pacer.observe_round_trip(0.045, "deals")  # alone: one at a time is enough
+    pacer.observe_round_trip(0.045)  # alone: one at a time is enough
     for _ in range(20):
-        pacer.observe_round_trip(0.3, "deals")  # eight at once, each waiting for the others
-    assert pacer.requests_to_keep_in_flight(8, "deals") == 1
+        pacer.observe_round_trip(0.3)  # eight at once, each waiting for the others
+    assert pacer.requests_to_keep_in_flight(8) == 1
 
 
 @responses.activate

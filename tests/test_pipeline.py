@@ -33,9 +33,7 @@ T0 = dt.datetime(2024, 1, 1, tzinfo=UTC)
 @pytest.fixture(autouse=True)
 def in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
     """As against a distant server: four requests in flight, whatever the round trip here."""
-    monkeypatch.setattr(
-        Pacer, "requests_to_keep_in_flight", lambda self, most, stream="": min(4, most)
-    )
+    monkeypatch.setattr(Pacer, "requests_to_keep_in_flight", lambda self, most: min(4, most))
 
 
 # -- PageChain ----------------------------------------------------------------------------
@@ -275,7 +273,7 @@ def test_a_long_v2_list_is_read_as_windows_in_flight_and_written_in_order() -> N
 def test_windows_are_not_used_when_the_next_page_in_flight_is_enough(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(Pacer, "requests_to_keep_in_flight", lambda self, most, stream="": 2)
+    monkeypatch.setattr(Pacer, "requests_to_keep_in_flight", lambda self, most: 2)
     account = Account(1_200)
     responses.add_callback(responses.GET, f"{V2}/persons", callback=account.v2)
     assert _ids(_sync_records("persons")) == list(range(1, 1201))
@@ -330,9 +328,7 @@ def test_a_slow_writer_holds_few_pages_ahead_however_many_requests_may_be_in_fli
     back and wait in memory: no further window is requested while `PAGES_WAITING` wait."""
     from tap_pipedrive.pipeline import PAGES_WAITING
 
-    monkeypatch.setattr(
-        Pacer, "requests_to_keep_in_flight", lambda self, most, stream="": min(8, most)
-    )
+    monkeypatch.setattr(Pacer, "requests_to_keep_in_flight", lambda self, most: min(8, most))
     account = Account(8_000)
     responses.add_callback(responses.GET, f"{V2}/persons", callback=account.v2)
     _no_custom_fields()
