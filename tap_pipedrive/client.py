@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import re
+import threading
 import time
 import typing as t
 from collections import deque
@@ -1096,6 +1097,12 @@ class PipedriveV2Stream(PipedriveStream):
     ) -> t.Iterator[requests.Response]:
         in_flight: deque[tuple[Window, PageChain]] = deque()
         read_ahead = ReadAhead()
+        # Windows are started by the writer as it finishes one and, while the writer waits
+        # for them, by each window as it answers: windows sent together come back
+        # together, and waiting for the writer to drain them before sending more would
+        # leave the burst limit unused.
+        lock = threading.RLock()
+        reading = True
         # Where the list ends: one record, newest first. Windows stop there instead of
         # running on, empty, to the run's start (the last window is open-ended anyway).
         newest = self.new_chain(
@@ -1106,37 +1113,58 @@ class PipedriveV2Stream(PipedriveStream):
             ),
         ).start()
 
+        def answered(window: Window, response: requests.Response) -> None:
+            with lock:
+                windows.observe_page(window, payload_of(response), self.replication_key)
+                if read_ahead.writer_waits():
+                    fill()
+
         def fill() -> None:
             # One more than the round trip needs, for the window being written; ramped up,
             # one more per window that answered, so that the first windows are not all
             # sized from the first page alone.
-            wanted = min(self.in_flight_wanted() + 1, self.concurrency, 2 + windows.answered)
-            for _ in range(read_ahead.to_start((chain for _, chain in in_flight), wanted)):
-                window = windows.next()
-                if window is None:
+            with lock:
+                if not reading:
                     return
-                chain = self.new_chain(
-                    context,
-                    WindowPaginator(window),
-                    on_first_page=lambda response, window=window: windows.observe_page(
-                        window, payload_of(response), self.replication_key
-                    ),
-                ).start()
-                in_flight.append((window, chain))
+                wanted = min(self.in_flight_wanted() + 1, self.concurrency, 2 + windows.answered)
+                for _ in range(read_ahead.to_start((chain for _, chain in in_flight), wanted)):
+                    window = windows.next()
+                    if window is None:
+                        return
+                    chain = self.new_chain(
+                        context,
+                        WindowPaginator(window),
+                        on_first_page=lambda response, window=window: answered(window, response),
+                    )
+                    in_flight.append((window, chain))
+                    chain.start()
 
-        fill()
-        yield first
-        while in_flight:
-            window, chain = in_flight.popleft()
-            read_ahead.taking(chain)
-            for response in chain.pages():
-                data = payload_of(response).get("data") or []
-                if window.skip_ids:
-                    data = [row for row in data if row.get("id") not in window.skip_ids]
-                    payload_of(response)["data"] = data
-                yield response
+        def next_window() -> tuple[Window, PageChain] | None:
+            with lock:
+                if not in_flight:
+                    return None
+                window, chain = in_flight.popleft()
+                read_ahead.taking(chain)
+                return window, chain
+
+        try:
             fill()
-        newest.stop()
+            yield first
+            while (taken := next_window()) is not None:
+                window, chain = taken
+                for response in chain.pages():
+                    data = payload_of(response).get("data") or []
+                    if window.skip_ids:
+                        data = [row for row in data if row.get("id") not in window.skip_ids]
+                        payload_of(response)["data"] = data
+                    yield response
+                fill()
+        finally:
+            with lock:
+                reading = False
+                for _, pending in in_flight:
+                    pending.stop()
+            newest.stop()
 
     def _newest_time(self, payload: dict[str, t.Any]) -> dt.datetime | None:
         records = payload.get("data") or []

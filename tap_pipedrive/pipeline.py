@@ -65,6 +65,10 @@ class ReadAhead:
         """The writer turns to `chain`: note whether it has to wait for it."""
         self._waited.append(not chain.has_page())
 
+    def writer_waits(self) -> bool:
+        """Whether the writer had to wait for one of the last few parts."""
+        return any(self._waited)
+
     def to_start(self, chains: t.Iterable[PageChain], wanted: int) -> int:
         """How many chains to start beside `chains` (those not yet read)."""
         if self._waited and not any(self._waited):
