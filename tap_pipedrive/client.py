@@ -1022,8 +1022,7 @@ class PipedriveV1Stream(PipedriveStream):
         yield first
         while in_flight:
             start, chain = in_flight.popleft()
-            read_ahead.taking(chain)
-            response = next(chain.pages(), None)
+            response = next(read_ahead.pages(chain), None)
             if response is None:
                 break
             data = payload_of(response).get("data") or []
@@ -1148,16 +1147,14 @@ class PipedriveV2Stream(PipedriveStream):
             with lock:
                 if not in_flight:
                     return None
-                window, chain = in_flight.popleft()
-                read_ahead.taking(chain)
-                return window, chain
+                return in_flight.popleft()
 
         try:
             fill()
             yield first
             while (taken := next_window()) is not None:
                 window, chain = taken
-                for response in chain.pages():
+                for response in read_ahead.pages(chain):
                     data = payload_of(response).get("data") or []
                     if window.skip_ids:
                         data = [row for row in data if row.get("id") not in window.skip_ids]

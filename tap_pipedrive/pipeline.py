@@ -21,6 +21,7 @@ import datetime as dt
 import math
 import queue
 import threading
+import time
 import typing as t
 from collections import deque
 from dataclasses import dataclass
@@ -58,12 +59,21 @@ class ReadAhead:
     only wait in memory.
     """
 
+    #: A wait this long for a part is the API's doing, not a thread just starting.
+    NOTICEABLE_WAIT_SECONDS = 0.02
+
     def __init__(self, recent: int = 4) -> None:
         self._waited: deque[bool] = deque(maxlen=recent)
 
-    def taking(self, chain: PageChain) -> None:
-        """The writer turns to `chain`: note whether it has to wait for it."""
-        self._waited.append(not chain.has_page())
+    def pages(self, chain: PageChain) -> t.Iterator[requests.Response]:
+        """The pages of the part the writer turns to, noting whether it had to wait."""
+        pages = chain.pages()
+        started = time.monotonic()
+        first = next(pages, None)
+        self._waited.append(time.monotonic() - started > self.NOTICEABLE_WAIT_SECONDS)
+        if first is not None:
+            yield first
+            yield from pages
 
     def writer_waits(self) -> bool:
         """Whether the writer had to wait for one of the last few parts."""

@@ -345,4 +345,4 @@ def test_a_slow_writer_holds_few_pages_ahead_however_many_requests_may_be_in_fli
 
     monkeypatch.setattr(stream, "parse_response", slow_parse)
     assert _ids(list(stream.get_records(None))) == list(range(1, 8001))
-    assert max(ahead) <= PAGES_WAITING + 1  # the page being read, and those waiting
+    assert max(ahead) <= PAGES_WAITING + 1, str(ahead)  # the page being read, and those waiting
