@@ -558,7 +558,7 @@ class PipedriveStream(RESTStream[t.Any]):
         splitting costs part-filled pages (more requests, more tokens) and pages held in
         memory: it pays off only where the round trip needs at least twice that in flight
         to reach the burst limit, i.e. a distant API, not a busy one next door."""
-        return self.concurrency > 3 and self.in_flight_wanted() > 3
+        return self.in_flight_wanted() > 3  # never more than `max_concurrent_requests`
 
     def in_flight_wanted(self) -> int:
         """Requests to keep in flight now: as many as the round trip needs to reach the
@@ -1011,7 +1011,7 @@ class PipedriveV1Stream(PipedriveStream):
         def fill() -> None:
             nonlocal next_start
             wanted = min(self.in_flight_wanted(), pages_left(previous))
-            for _ in range(read_ahead.to_start((chain for _, chain in in_flight), wanted)):
+            for _ in range(read_ahead.to_start(len(in_flight), wanted)):
                 token = (since, next_start) if keyset else next_start
                 chain = self.new_chain(context, _OnePage(token)).start()
                 in_flight.append((next_start, chain))
@@ -1131,7 +1131,7 @@ class PipedriveV2Stream(PipedriveStream):
                 if not reading:
                     return
                 wanted = min(self.in_flight_wanted() + 1, self.concurrency, 2 + windows.answered)
-                for _ in range(read_ahead.to_start((chain for _, chain in in_flight), wanted)):
+                for _ in range(read_ahead.to_start(len(in_flight), wanted)):
                     window = windows.next()
                     if window is None:
                         return

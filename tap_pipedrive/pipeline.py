@@ -79,11 +79,11 @@ class ReadAhead:
         """Whether the writer had to wait for one of the last few parts."""
         return any(self._waited)
 
-    def to_start(self, chains: t.Iterable[PageChain], wanted: int) -> int:
-        """How many chains to start beside `chains` (those not yet read)."""
+    def to_start(self, unread: int, wanted: int) -> int:
+        """How many chains to start beside the `unread` ones already in flight."""
         if self._waited and not any(self._waited):
             wanted = min(wanted, PAGES_WAITING)
-        return max(wanted - len(list(chains)), 0)
+        return max(wanted - unread, 0)
 
 
 class PageChain:
