@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import sys
 import typing as t
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 from singer_sdk import Tap
@@ -34,6 +35,7 @@ from tap_pipedrive.writer import BufferedSingerWriter, target_stopped_reading
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
+    from singer_sdk.singerlib import Catalog
     from singer_sdk.streams import Stream
 
     from tap_pipedrive.pipeline import PageChain
@@ -389,25 +391,48 @@ class TapPipedrive(Tap):
             )
         return self._custom_field_layouts[entity]
 
+    @property
+    def _singer_catalog(self) -> Catalog:
+        """The full catalog types every stream's custom fields: read the field definitions
+        it needs side by side first, in one round trip instead of one after another."""
+        self._read_field_definitions(
+            {cls.custom_field_entity for cls in STREAM_TYPES} & FIELDS_STREAM_OF.keys()
+        )
+        return super()._singer_catalog
+
     def field_definitions(self, entity: str) -> list[dict[str, t.Any]]:
         """`/v1/{entity}Fields`, read once per run: for typing custom fields and for the
         `*_fields` streams alike."""
-        if entity not in self._field_definitions:
-            fields_stream = self.streams[FIELDS_STREAM_OF[entity].name]
-            try:
-                rows = list(fields_stream.request_records(None))  # type: ignore[attr-defined]
-            except ApiError as exc:
-                # E.g. a proxy or an API version without the endpoint (404): custom fields
-                # then pass through untyped, under their keys, rather than stop the run.
-                self.logger.warning(
-                    "Cannot read %s field definitions (%s): %s custom fields pass through untyped",
-                    entity,
-                    exc,
-                    entity,
-                )
-                rows = []
-            self._field_definitions[entity] = rows
+        self._read_field_definitions({entity})
         return [dict(row) for row in self._field_definitions[entity]]
+
+    def _read_field_definitions(self, entities: set[str | None]) -> None:
+        unread = sorted(e for e in entities if e and e not in self._field_definitions)
+        streams = [self.streams[FIELDS_STREAM_OF[entity].name] for entity in unread]
+        if len(unread) > 1 and self.concurrency > 1:
+            with ThreadPoolExecutor(min(len(unread), self.concurrency)) as pool:
+                rows = list(pool.map(self._request_field_definitions, unread, streams))
+        else:
+            rows = [
+                self._request_field_definitions(*pair) for pair in zip(unread, streams, strict=True)
+            ]
+        self._field_definitions.update(zip(unread, rows, strict=True))
+
+    def _request_field_definitions(
+        self, entity: str, fields_stream: Stream
+    ) -> list[dict[str, t.Any]]:
+        try:
+            return list(fields_stream.request_records(None))  # type: ignore[attr-defined]
+        except ApiError as exc:
+            # E.g. a proxy or an API version without the endpoint (404): custom fields
+            # then pass through untyped, under their keys, rather than stop the run.
+            self.logger.warning(
+                "Cannot read %s field definitions (%s): %s custom fields pass through untyped",
+                entity,
+                exc,
+                entity,
+            )
+            return []
 
 
 def _head_key(stream_name: str, context: Context | None) -> str:
