@@ -42,7 +42,7 @@ from tap_pipedrive.errors import (
     RateLimitError,
     RunHalted,
 )
-from tap_pipedrive.pipeline import PageChain, ReadAhead, TimeWindows, Window
+from tap_pipedrive.pipeline import SPARE_ON_WIRE, PageChain, ReadAhead, TimeWindows, Window
 from tap_pipedrive.recents import CLOCK_MARGIN, reach_floor
 from tap_pipedrive.timeutil import (
     UTC,
@@ -1007,44 +1007,68 @@ class PipedriveV1Stream(PipedriveStream):
 
         next_start = step
         read_ahead = ReadAhead()
+        # Pages are started by the writer as it takes one and by each page as it answers.
+        lock = threading.RLock()
+        reading = True
 
-        def fill() -> None:
+        def fill(_answer: requests.Response | None = None) -> None:
             nonlocal next_start
-            wanted = min(self.in_flight_wanted(), pages_left(previous))
-            for _ in range(read_ahead.to_start(len(in_flight), wanted)):
-                token = (since, next_start) if keyset else next_start
-                chain = self.new_chain(context, _OnePage(token)).start()
-                in_flight.append((next_start, chain))
-                next_start += step
+            with lock:
+                if not reading:
+                    return
+                wanted = min(
+                    self.in_flight_wanted() + SPARE_ON_WIRE,
+                    self.concurrency,
+                    pages_left(previous),
+                )
+                chains = [chain for _, chain in in_flight]
+                for _ in range(read_ahead.to_start(chains, wanted)):
+                    token = (since, next_start) if keyset else next_start
+                    chain = self.new_chain(context, _OnePage(token), on_first_page=fill)
+                    in_flight.append((next_start, chain))
+                    next_start += step
+                    chain.start()
 
-        previous, previous_start = first, 0
-        fill()
-        yield first
-        while in_flight:
-            start, chain = in_flight.popleft()
-            response = next(read_ahead.pages(chain), None)
-            if response is None:
-                break
-            data = payload_of(response).get("data") or []
-            last_read = (payload_of(previous).get("data") or [None])[-1]
-            if data and last_read is not None and data[0].get("id") == last_read.get("id"):
-                payload_of(response)["data"] = data = data[1:]
-            elif keyset:  # the list moved: re-read from the last record, in sequence
+        def next_page() -> tuple[int, PageChain] | None:
+            with lock:
+                return in_flight.popleft() if in_flight else None
+
+        def stop_pending() -> None:
+            nonlocal reading
+            with lock:
+                reading = False
                 for _, pending in in_flight:
                     pending.stop()
-                paginator = self.get_new_paginator()
-                t.cast(UpdateTimePaginator, paginator).resume_at((since, previous_start))
-                paginator.advance(previous)
-                if not paginator.finished:
-                    yield from self.new_chain(context, paginator).pages()
-                return
-            yield response
-            if self.get_new_paginator().get_next(response) is None:  # the end, or the bookmark
-                break
-            previous, previous_start = response, start
+
+        try:
+            previous, previous_start = first, 0
             fill()
-        for _, pending in in_flight:
-            pending.stop()
+            yield first
+            while (taken := next_page()) is not None:
+                start, chain = taken
+                response = next(read_ahead.pages(chain), None)
+                if response is None:
+                    break
+                fill()  # the writer took a page: room for one more
+                data = payload_of(response).get("data") or []
+                last_read = (payload_of(previous).get("data") or [None])[-1]
+                if data and last_read is not None and data[0].get("id") == last_read.get("id"):
+                    payload_of(response)["data"] = data = data[1:]
+                elif keyset:  # the list moved: re-read from the last record, in sequence
+                    stop_pending()
+                    paginator = self.get_new_paginator()
+                    t.cast(UpdateTimePaginator, paginator).resume_at((since, previous_start))
+                    paginator.advance(previous)
+                    if not paginator.finished:
+                        yield from self.new_chain(context, paginator).pages()
+                    return
+                yield response
+                if self.get_new_paginator().get_next(response) is None:  # the end, or the bookmark
+                    break
+                previous, previous_start = response, start
+                fill()
+        finally:
+            stop_pending()
 
     def get_new_paginator(self) -> BaseAPIPaginator[t.Any] | None:
         if not self.paginated:
@@ -1101,10 +1125,9 @@ class PipedriveV2Stream(PipedriveStream):
     ) -> t.Iterator[requests.Response]:
         in_flight: deque[tuple[Window, PageChain]] = deque()
         read_ahead = ReadAhead()
-        # Windows are started by the writer as it finishes one and, while the writer waits
-        # for them, by each window as it answers: windows sent together come back
-        # together, and waiting for the writer to drain them before sending more would
-        # leave the burst limit unused.
+        # Windows are started by the writer as it takes one and by each window as it
+        # answers: waiting for the writer to drain windows that came back together before
+        # sending more would leave the burst limit unused.
         lock = threading.RLock()
         reading = True
         # Where the list ends: one record, newest first. Windows stop there instead of
@@ -1120,24 +1143,22 @@ class PipedriveV2Stream(PipedriveStream):
         def answered(window: Window, response: requests.Response) -> None:
             with lock:
                 windows.observe_page(window, payload_of(response), self.replication_key)
-                if read_ahead.writer_waits():
-                    fill()
+                fill()
 
         def fill() -> None:
-            # One more than the round trip needs, for the window being written; ramped up,
-            # one more per window that answered, so that the first windows are not all
-            # sized from the first page alone.
             with lock:
                 if not reading:
                     return
-                wanted = min(self.in_flight_wanted() + 1, self.concurrency, 2 + windows.answered)
-                for _ in range(read_ahead.to_start(len(in_flight), wanted)):
+                wanted = min(self.in_flight_wanted() + SPARE_ON_WIRE, self.concurrency)
+                chains = [chain for _, chain in in_flight]
+                for _ in range(read_ahead.to_start(chains, wanted)):
                     window = windows.next()
                     if window is None:
                         return
                     chain = self.new_chain(
                         context,
                         WindowPaginator(window),
+                        depth=2,  # a window's second page, if any, follows its first
                         on_first_page=lambda response, window=window: answered(window, response),
                     )
                     in_flight.append((window, chain))
@@ -1145,22 +1166,21 @@ class PipedriveV2Stream(PipedriveStream):
 
         def next_window() -> tuple[Window, PageChain] | None:
             with lock:
-                if not in_flight:
-                    return None
-                return in_flight.popleft()
+                return in_flight.popleft() if in_flight else None
 
         try:
             fill()
             yield first
             while (taken := next_window()) is not None:
                 window, chain = taken
-                for response in read_ahead.pages(chain):
+                for number, response in enumerate(read_ahead.pages(chain)):
+                    if number == 0:
+                        fill()  # the writer took a window: room for one more
                     data = payload_of(response).get("data") or []
                     if window.skip_ids:
                         data = [row for row in data if row.get("id") not in window.skip_ids]
                         payload_of(response)["data"] = data
                     yield response
-                fill()
         finally:
             with lock:
                 reading = False

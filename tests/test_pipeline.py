@@ -325,11 +325,16 @@ def test_a_slow_writer_holds_few_pages_ahead_however_many_requests_may_be_in_fli
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """When the writer, not the API, sets the pace, the windows in flight would all come
-    back and wait in memory: no further window is requested while `PAGES_WAITING` wait."""
-    from tap_pipedrive.pipeline import PAGES_WAITING
+    back and wait in memory: no further window is requested while `PAGES_WAITING` wait.
+    What is held is bounded by the settings (those waiting, those on the wire), not by the
+    length of the list."""
+    from tap_pipedrive.pipeline import PAGES_WAITING, SPARE_ON_WIRE
 
-    monkeypatch.setattr(Pacer, "requests_to_keep_in_flight", lambda self, most: min(8, most))
-    account = Account(8_000)
+    kept_in_flight = 8
+    monkeypatch.setattr(
+        Pacer, "requests_to_keep_in_flight", lambda self, most: min(kept_in_flight, most)
+    )
+    account = Account(18_000)
     responses.add_callback(responses.GET, f"{V2}/persons", callback=account.v2)
     _no_custom_fields()
     tap = TapPipedrive(config=CONFIG, validate_config=True)
@@ -339,10 +344,14 @@ def test_a_slow_writer_holds_few_pages_ahead_however_many_requests_may_be_in_fli
     ahead: list[int] = []
 
     def slow_parse(response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
-        time.sleep(0.05)  # every request sent so far has its answer by now
+        time.sleep(0.05)  # the writer is the slow end
         ahead.append(len(account.requests) - len(ahead) - 1)  # sent, less read and the probe
         return parse(response)
 
     monkeypatch.setattr(stream, "parse_response", slow_parse)
-    assert _ids(list(stream.get_records(None))) == list(range(1, 8001))
-    assert max(ahead) <= PAGES_WAITING + 1, str(ahead)  # the page being read, and those waiting
+    assert _ids(list(stream.get_records(None))) == list(range(1, 18_001))
+    held_at_most = PAGES_WAITING + kept_in_flight + SPARE_ON_WIRE + 1  # +1: the one being read
+    assert len(ahead) > 2 * held_at_most  # the list is far longer than what may be held
+    assert max(ahead) <= held_at_most, str(ahead)
+    # Once the answers are in, only those waiting are held, not those the wire could carry.
+    assert sorted(ahead)[len(ahead) // 2] <= PAGES_WAITING + 1, str(ahead)
