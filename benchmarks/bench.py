@@ -193,6 +193,14 @@ class SandboxProcess:
     def requests_by_path(self) -> dict[str, int]:
         return self.http.get(f"{self.url}/_sandbox/requests", timeout=60).json()["by_path"]
 
+    def requests_per_second(self) -> list[int]:
+        """How many requests arrived in each second after the first: where the wire idled."""
+        answer = self.http.get(
+            f"{self.url}/_sandbox/requests", params={"timeline": 1}, timeout=60
+        ).json()
+        seconds = [int(at) for at, _path in answer.get("timeline", [])]
+        return [seconds.count(second) for second in range(max(seconds, default=-1) + 1)]
+
     def set_faults(self, **faults: int) -> None:
         """Replace the sandbox's faults (latency, burst limit) for what follows."""
         self.http.post(f"{self.url}/_sandbox/faults", json=faults, timeout=60).raise_for_status()
@@ -306,6 +314,7 @@ def run_tap(
         raise SystemExit(f"bench: the tap ({name}) exited {result.returncode}:\n{tail}")
     per_stream, total = parse_usage(result.stderr)
     by_path = sandbox.requests_by_path()
+    per_second = sandbox.requests_per_second()
     join_requests(per_stream, by_path)
     if truth:
         for stream, usage in per_stream.items():
@@ -327,6 +336,7 @@ def run_tap(
         "sandbox_records_per_cpu_s": records / sandbox_cpu if sandbox_cpu else None,
         "served_requests": sum(by_path.values()),
         "served_by_path": dict(sorted(by_path.items())),
+        "requests_per_second": per_second,
         "streams": dict(sorted(per_stream.items())),
         **parse_retries(result.stderr),
     }
@@ -607,6 +617,16 @@ def latency_lines(run: dict[str, Any], latency_ms: int, burst: int) -> list[str]
             f"achieved {run['records_per_s']:,.0f} records/s = "
             f"{run['records_per_s'] / ceiling:.1%} of the ceiling",
         ]
+        per_second = run.get("requests_per_second") or []
+        if per_second:
+            rate = burst / BURST_WINDOW_S
+            unused = sum(max(rate - n, 0) for n in per_second)
+            lines += [
+                "requests the sandbox received in each second of the run: "
+                + " ".join(str(n) for n in per_second),
+                f"the burst limit allowed {rate:g} a second: {unused:.0f} requests' worth "
+                f"({unused / rate:.1f} s) went unused",
+            ]
     lines.append(
         f"429s drawn: {run['retries_429']} (retries of any kind: {run['retries']}); "
         f"pauses at x-ratelimit-remaining 0: {run['pauses']}"
