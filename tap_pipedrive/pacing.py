@@ -5,6 +5,11 @@ a rolling 2-second window. A client that sends as fast as it can spends the wind
 burst and then must wait for it to reset: at 40 a window, 40 requests and a 2 s stall. Spacing
 requests `2 s / limit` apart instead keeps the same ceiling without the stalls and without
 ever collecting a 429. The limit is learnt from the responses' headers.
+
+Spacing alone is a schedule, not a guarantee: a thread that wakes late from its wait sends
+its request closer to the next one. So the times requests actually leave are kept too, and
+no request leaves while the last window already holds `limit - HEADROOM` of them; the margin
+is then only for the network's jitter, not for the scheduler's.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ import math
 import threading
 import time
 import typing as t
+from collections import deque
 
 BURST_WINDOW_SECONDS = 2.0
-#: Requests per window left unused, as a margin, at least.
+#: Requests per window left unused, as a margin for arrivals that the network bunches.
 HEADROOM = 2
 
 
@@ -30,6 +36,8 @@ class Pacer:
         self.interval = 0.0
         self._next_slot = 0.0
         self._lock = threading.Lock()
+        #: When the last `limit - HEADROOM` requests left, once the limit is known.
+        self._sent: deque[float] = deque(maxlen=1)
         #: The shortest round trip of the run so far.
         self.round_trip = 0.0
 
@@ -52,12 +60,25 @@ class Pacer:
         return max(1, min(most, math.ceil(self.round_trip * rate)))
 
     def wait_for_slot(self) -> None:
+        """Wait for this request's turn: its place in the even schedule, then room in the
+        last burst window for it."""
         with self._lock:
             now = time.monotonic()
             slot = max(now, self._next_slot)
             self._next_slot = slot + self.interval
         if slot > now:
             time.sleep(slot - now)
+        if not self.interval:
+            return
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                window_full = len(self._sent) == self._sent.maxlen
+                room_at = self._sent[0] + BURST_WINDOW_SECONDS if window_full else now
+                if room_at <= now:
+                    self._sent.append(now)
+                    return
+            time.sleep(room_at - now)
 
     def learn(self, headers: t.Mapping[str, str]) -> None:
         """Take the burst limit from `x-ratelimit-limit`, if the response has it."""
@@ -66,6 +87,8 @@ class Pacer:
         except ValueError:
             return
         if limit > 0:
-            # A tenth below the limit (at least 2): the server counts arrivals, which
-            # bunch up when threads wake late from their waits.
-            self.interval = BURST_WINDOW_SECONDS / max(limit - max(HEADROOM, limit // 10), 1)
+            allowed = max(limit - HEADROOM, 1)
+            with self._lock:
+                self.interval = BURST_WINDOW_SECONDS / allowed
+                if self._sent.maxlen != allowed:
+                    self._sent = deque(self._sent, maxlen=allowed)

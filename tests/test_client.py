@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import time
 import typing as t
 from contextlib import redirect_stdout
 
@@ -483,16 +484,59 @@ def test_pacer_spaces_requests_by_the_burst_limit(monkeypatch: pytest.MonkeyPatc
 
     clock = [100.0]
     slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
     monkeypatch.setattr("tap_pipedrive.pacing.time.monotonic", lambda: clock[0])
-    monkeypatch.setattr("tap_pipedrive.pacing.time.sleep", slept.append)
+    monkeypatch.setattr("tap_pipedrive.pacing.time.sleep", sleep)
     pacer = Pacer()
     pacer.wait_for_slot()  # nothing learnt yet: no wait
-    pacer.learn({"x-ratelimit-limit": "44"})  # 44 a 2 s window, 4 kept spare: one every 50 ms
+    pacer.learn({"x-ratelimit-limit": "42"})  # 42 a 2 s window, 2 kept spare: one every 50 ms
     pacer.wait_for_slot()
     pacer.wait_for_slot()
     clock[0] += 1.0  # a slow response: the slot is long past
     pacer.wait_for_slot()
     assert slept == [pytest.approx(0.05)]
+
+
+def test_pacer_never_lets_late_wakeups_crowd_a_burst_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Threads that wake late from their waits would send closer together than the
+    schedule says: what leaves in any window stays within the limit less its margin."""
+    import itertools
+    import threading
+
+    from tap_pipedrive import pacing
+
+    window = 1.0  # seconds, for a short test; Pipedrive's is 2
+    monkeypatch.setattr(pacing, "BURST_WINDOW_SECONDS", window)
+    lateness = itertools.cycle([0.3] + [0.0] * 9)  # every tenth wait overruns by 300 ms
+    idle = threading.Event()  # a real wait: `time.sleep` is a no-op in this module's tests
+    monkeypatch.setattr(pacing.time, "sleep", lambda s: idle.wait(s + next(lateness)))
+    pacer = pacing.Pacer()
+    pacer.learn({"x-ratelimit-limit": "40"})
+    sent: list[float] = []
+
+    def send_some() -> None:
+        for _ in range(12):
+            pacer.wait_for_slot()
+            sent.append(time.monotonic())
+
+    threads = [threading.Thread(target=send_some) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    allowed = 40 - pacing.HEADROOM
+    measured_late = 0.02  # a thread may be switched out before it notes the time
+    most_in_a_window = max(
+        sum(1 for at in sent if start <= at < start + window - measured_late) for start in sent
+    )
+    assert most_in_a_window <= allowed
+    assert (max(sent) - min(sent)) < len(sent) / allowed * window * 1.5  # and not slow
 
 
 def test_pacer_keeps_as_many_requests_in_flight_as_the_round_trip_needs() -> None:
