@@ -1016,13 +1016,11 @@ class PipedriveV1Stream(PipedriveStream):
             with lock:
                 if not reading:
                     return
-                wanted = min(
-                    self.in_flight_wanted() + SPARE_ON_WIRE,
-                    self.concurrency,
-                    pages_left(previous),
-                )
+                wanted = min(self.in_flight_wanted() + SPARE_ON_WIRE, self.concurrency)
                 chains = [chain for _, chain in in_flight]
-                for _ in range(read_ahead.to_start(chains, wanted)):
+                # The guess counts from the page last written: those started since count too.
+                not_started = max(pages_left(previous) - len(in_flight), 0)
+                for _ in range(min(read_ahead.to_start(chains, wanted), not_started)):
                     token = (since, next_start) if keyset else next_start
                     chain = self.new_chain(context, _OnePage(token), on_first_page=fill)
                     in_flight.append((next_start, chain))
@@ -1049,7 +1047,6 @@ class PipedriveV1Stream(PipedriveStream):
                 response = next(read_ahead.pages(chain), None)
                 if response is None:
                     break
-                fill()  # the writer took a page: room for one more
                 data = payload_of(response).get("data") or []
                 last_read = (payload_of(previous).get("data") or [None])[-1]
                 if data and last_read is not None and data[0].get("id") == last_read.get("id"):
@@ -1062,8 +1059,11 @@ class PipedriveV1Stream(PipedriveStream):
                     if not paginator.finished:
                         yield from self.new_chain(context, paginator).pages()
                     return
+                ended = self.get_new_paginator().get_next(response) is None  # or the bookmark
+                if not ended:
+                    fill()  # the writer took a page: room for one more
                 yield response
-                if self.get_new_paginator().get_next(response) is None:  # the end, or the bookmark
+                if ended:
                     break
                 previous, previous_start = response, start
                 fill()
