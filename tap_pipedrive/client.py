@@ -605,7 +605,20 @@ class PipedriveStream(RESTStream[t.Any]):
         """The responses to read, in order: the first page, then either the rest of its
         chain (the next page fetched while this one is written) or, when the list is long
         and the round trip asks for it, the parts `split_rest` reads side by side."""
-        head = self.first_chain(context)
+        primed = self._tap.take_primed(self, context)  # type: ignore[attr-defined]
+        if primed is not None:
+            yield from primed
+            return
+        yield from self._pages_from(self.first_chain(context), context)
+
+    def prime(self, context: Context | None, head: PageChain) -> PrimedPages:
+        """Start reading this list before its turn: its first page (answered already) is
+        taken from `head` and the parts after it are started now."""
+        return PrimedPages(self._pages_from(head, context))
+
+    def _pages_from(
+        self, head: PageChain, context: Context | None
+    ) -> t.Iterator[requests.Response]:
         pages = head.pages()
         first = next(pages, None)
         if first is None:
@@ -961,6 +974,34 @@ class PipedriveStream(RESTStream[t.Any]):
                     holder.pop("replication_key_value", None)
 
 
+class PrimedPages:
+    """A list's pages whose reading began before its turn: the first page and the parts
+    after it are requested at once, the pages are read when the stream's turn comes."""
+
+    def __init__(self, pages: t.Iterator[requests.Response]) -> None:
+        self._pages = pages
+        self._first: list[requests.Response] = []
+        self._error: BaseException | None = None
+        try:  # the first page is there: this starts the parts and returns at once
+            self._first = [next(pages)]
+        except StopIteration:
+            pass
+        except Exception as exc:  # raised when the stream reads it, as it would have been
+            self._error = exc
+
+    def __iter__(self) -> t.Iterator[requests.Response]:
+        if self._error is not None:
+            raise self._error
+        yield from self._first
+        yield from self._pages
+
+    def close(self) -> None:
+        """Stop what is in flight (the run ends before the stream's turn)."""
+        close = getattr(self._pages, "close", None)
+        if close is not None:
+            close()
+
+
 class PipedriveV1Stream(PipedriveStream):
     """An endpoint of API v1 (`/v1/...`), offset paging."""
 
@@ -1011,11 +1052,13 @@ class PipedriveV1Stream(PipedriveStream):
         lock = threading.RLock()
         reading = True
 
-        def fill(_answer: requests.Response | None = None) -> None:
+        def fill(answer: requests.Response | None = None) -> None:
             nonlocal next_start
             with lock:
                 if not reading:
                     return
+                if answer is not None and self.get_new_paginator().get_next(answer) is None:
+                    self._tap.room_on_wire()  # type: ignore[attr-defined]
                 wanted = min(self.in_flight_wanted() + SPARE_ON_WIRE, self.concurrency)
                 chains = [chain for _, chain in in_flight]
                 # The guess counts from the page last written: those started since count too.
@@ -1154,6 +1197,7 @@ class PipedriveV2Stream(PipedriveStream):
                 for _ in range(read_ahead.to_start(chains, wanted)):
                     window = windows.next()
                     if window is None:
+                        self._tap.room_on_wire()  # type: ignore[attr-defined]
                         return
                     chain = self.new_chain(
                         context,

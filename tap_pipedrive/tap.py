@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import json
 import sys
+import threading
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,7 +16,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, RetriableAPIError
 
 from tap_pipedrive.budget import TokenCapReached, TokenMeter
-from tap_pipedrive.client import SCHEMAS, PipedriveStream, RecentsStream, api_roots
+from tap_pipedrive.client import SCHEMAS, PipedriveStream, PrimedPages, RecentsStream, api_roots
 from tap_pipedrive.custom_fields import NAME_MODES, CustomFieldLayout, build_custom_fields
 from tap_pipedrive.errors import (
     ApiError,
@@ -180,6 +181,10 @@ class TapPipedrive(Tap):
         so that the next run resumes from there instead of starting over."""
         self._heads: dict[str, PageChain] = {}
         self._head_plan: list[tuple[str, PipedriveStream, Context | None]] | None = None
+        self._head_streams: dict[str, PipedriveStream] = {}
+        self._head_contexts: dict[str, Context | None] = {}
+        self._primed: dict[str, PrimedPages] = {}
+        self._priming = threading.Lock()
         self.run_started_at = dt.datetime.now(UTC)
         self._recent_changes = _UNREAD
         share_malloc_arenas()
@@ -200,6 +205,9 @@ class TapPipedrive(Tap):
             for head in self._heads.values():
                 head.stop()
             self._heads.clear()
+            for primed in self._primed.values():
+                primed.close()
+            self._primed.clear()
             for line in self.meter.summary_lines():
                 self.logger.info("API usage: %s", line)
 
@@ -280,6 +288,39 @@ class TapPipedrive(Tap):
         while self._head_plan and len(self._heads) < min(self.concurrency, HEADS_AHEAD):
             key, stream, context = self._head_plan.pop()
             self._heads[key] = stream.head_chain(context).start()
+            self._head_streams[key], self._head_contexts[key] = stream, context
+
+    def room_on_wire(self) -> None:
+        """The stream being read has started the last of its parts: its wire winds down
+        over the next round trip. Start the parts of the next long list now, so that the
+        burst limit is not left idle while the writer finishes this one (a round trip
+        lost at every change of stream). One list at a time: what it fetches waits in
+        memory, bounded as a stream's own parts are, until its turn comes."""
+        if not hasattr(self, "_heads") or not self._priming.acquire(blocking=False):
+            return
+        try:
+            if self._primed or self.halted is not None:
+                return
+            for key, head in list(self._heads.items()):
+                stream = self._head_streams.get(key)
+                if stream is None or not head.has_page():
+                    continue
+                if head.paginator.finished or not stream.splits_pay_off():
+                    continue  # one page, or read as one chain: nothing to start early
+                del self._heads[key]
+                self._primed[key] = stream.prime(self._head_contexts[key], head)
+                self._start_next_heads()
+                return
+        finally:
+            self._priming.release()
+
+    def take_primed(self, stream: PipedriveStream, context: Context | None) -> PrimedPages | None:
+        """The pages of this stream and context whose reading `room_on_wire` began."""
+        primed = getattr(self, "_primed", None)
+        if not primed:
+            return None
+        with self._priming:
+            return primed.pop(_head_key(stream.name, context), None)
 
     def take_head(self, stream: PipedriveStream, context: Context | None) -> PageChain | None:
         """The chain started ahead for this stream and context, if any."""

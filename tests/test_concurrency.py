@@ -4,6 +4,7 @@ keep every STATE resumable."""
 
 from __future__ import annotations
 
+import itertools
 import typing as t
 from pathlib import Path
 
@@ -54,6 +55,26 @@ def test_requests_were_in_flight_side_by_side(distant: Sandbox, distant_run) -> 
     assert {"/api/v2/deals", "/api/v2/activities", "/api/v2/persons"} <= windows
     starts = {q.get("start") for _, path, q, _ in distant.requests if path == "/v1/notes"}
     assert {"499", "998"} <= starts
+
+
+def test_the_next_long_list_is_started_while_the_last_one_winds_down(
+    distant: Sandbox, distant_run
+) -> None:
+    """Once a list has sent its last parts, the next long list's parts are sent too, not
+    one round trip after the writer reaches it: each change of stream would idle the wire."""
+    last_at: dict[str, int] = {}
+    first_part_at: dict[str, int] = {}
+    for at, (_, path, query, _) in enumerate(distant.requests):
+        last_at[path] = at
+        if "updated_until" in query or int(query.get("start") or 0) > 0:
+            first_part_at.setdefault(path, at)  # a part after the list's first page
+    in_order = sorted(first_part_at, key=first_part_at.__getitem__)
+    overlapping = [
+        (earlier, later)
+        for earlier, later in itertools.pairwise(in_order)
+        if first_part_at[later] < last_at[earlier]
+    ]
+    assert overlapping, in_order
 
 
 def test_records_of_sorted_streams_leave_in_update_time_order(distant_run) -> None:
