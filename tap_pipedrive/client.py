@@ -577,9 +577,9 @@ class PipedriveStream(RESTStream[t.Any]):
             **options,
         )
 
-    def first_chain(self, context: Context | None) -> PageChain:
-        """The stream's plain page chain: the one the tap may have started before the
-        stream's turn came, else a new one."""
+    def first_chain(self, context: Context | None) -> PageChain | PrimedPages:
+        """Where the stream's pages start: what the tap started before the stream's turn
+        came (its first page's chain, or the list already begun), else a new chain."""
         head = self._tap.take_head(self, context)  # type: ignore[attr-defined]
         return head if head is not None else self.plain_chain(context)
 
@@ -605,11 +605,11 @@ class PipedriveStream(RESTStream[t.Any]):
         """The responses to read, in order: the first page, then either the rest of its
         chain (the next page fetched while this one is written) or, when the list is long
         and the round trip asks for it, the parts `split_rest` reads side by side."""
-        primed = self._tap.take_primed(self, context)  # type: ignore[attr-defined]
-        if primed is not None:
-            yield from primed
+        start = self.first_chain(context)
+        if isinstance(start, PrimedPages):
+            yield from start
             return
-        yield from self._pages_from(self.first_chain(context), context)
+        yield from self._pages_from(start, context)
 
     def prime(self, context: Context | None, head: PageChain) -> PrimedPages:
         """Start reading this list before its turn: its first page (answered already) is
@@ -689,6 +689,9 @@ class PipedriveStream(RESTStream[t.Any]):
                     "budget is spent; stopping now, run again after the reset and the tap "
                     "resumes from its saved state"
                 )
+            # Every thread waits, not only the one retrying: the others would draw 429s too.
+            hold = min(wait if wait is not None else 1.0, self.backoff_max_seconds)
+            self._tap.pacer.hold(hold)  # type: ignore[attr-defined]
             raise RetriableAPIError(self._error_line(response), response)
         if status >= HTTPStatus.INTERNAL_SERVER_ERROR or status == HTTPStatus.REQUEST_TIMEOUT:
             raise RetriableAPIError(self._error_line(response), response)
@@ -759,7 +762,7 @@ class PipedriveStream(RESTStream[t.Any]):
             wait = _header_seconds(response, "x-ratelimit-reset") or 1.0
             wait = min(wait, self.backoff_max_seconds)
             self.logger.info("Rate-limit window spent; pausing %.1f s", wait)
-            time.sleep(wait)
+            pacer.hold(wait)  # every thread: another one's request would draw the 429
 
     def _endpoint(self) -> str:
         return self.path
@@ -1297,7 +1300,7 @@ class RecentsStream(PipedriveV1Stream):
     def schema(self) -> dict[str, t.Any]:  # type: ignore[override]
         return {"type": "object", "properties": {}, "additionalProperties": True}
 
-    def first_chain(self, context: Context | None) -> PageChain:
+    def first_chain(self, context: Context | None) -> PageChain | PrimedPages:
         """Read when first needed, which is before the streams' first pages are planned
         (planning asks which streams it reports unchanged)."""
         return self.plain_chain(context)

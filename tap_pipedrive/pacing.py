@@ -9,7 +9,9 @@ ever collecting a 429. The limit is learnt from the responses' headers.
 Spacing alone is a schedule, not a guarantee: a thread that wakes late from its wait sends
 its request closer to the next one. So the times requests actually leave are kept too, and
 no request leaves while the last window already holds `limit - HEADROOM` of them; the margin
-is then only for the network's jitter, not for the scheduler's.
+is then only for the network's jitter, not for the scheduler's. Should the server still see
+its window spent (arrivals bunched on the way, or another client of the same token), every
+thread holds until the window resets, and the margin grows by one, up to a tenth of the limit.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class Pacer:
         self._sent: deque[float] = deque(maxlen=1)
         #: The shortest round trip of the run so far.
         self.round_trip = 0.0
+        self.limit = 0
+        self.headroom = HEADROOM
 
     def observe_round_trip(self, seconds: float) -> None:
         """Learn how long a request takes, to the answer's headers.
@@ -87,8 +91,21 @@ class Pacer:
         except ValueError:
             return
         if limit > 0:
-            allowed = max(limit - HEADROOM, 1)
             with self._lock:
-                self.interval = BURST_WINDOW_SECONDS / allowed
-                if self._sent.maxlen != allowed:
-                    self._sent = deque(self._sent, maxlen=allowed)
+                self.limit = limit
+                self._apply_limit()
+
+    def hold(self, seconds: float) -> None:
+        """The server says the window is spent (`x-ratelimit-remaining: 0`, or a 429): no
+        thread sends for `seconds`, the window's reset; and a wider margin from now on."""
+        with self._lock:
+            self._next_slot = max(self._next_slot, time.monotonic() + seconds)
+            if self.limit:
+                self.headroom = min(self.headroom + 1, max(HEADROOM, self.limit // 10))
+                self._apply_limit()
+
+    def _apply_limit(self) -> None:
+        allowed = max(self.limit - self.headroom, 1)
+        self.interval = BURST_WINDOW_SECONDS / allowed
+        if self._sent.maxlen != allowed:
+            self._sent = deque(self._sent, maxlen=allowed)

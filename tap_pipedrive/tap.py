@@ -307,32 +307,34 @@ class TapPipedrive(Tap):
                     continue
                 if head.paginator.finished or not stream.splits_pay_off():
                     continue  # one page, or read as one chain: nothing to start early
+                # The next heads are started by the writer's thread (`take_head`): starting
+                # one settles its stream's bookmark in the state the writer serialises.
                 del self._heads[key]
                 self._primed[key] = stream.prime(self._head_contexts[key], head)
-                self._start_next_heads()
                 return
         finally:
             self._priming.release()
 
-    def take_primed(self, stream: PipedriveStream, context: Context | None) -> PrimedPages | None:
-        """The pages of this stream and context whose reading `room_on_wire` began."""
-        primed = getattr(self, "_primed", None)
-        if not primed:
-            return None
-        with self._priming:
-            return primed.pop(_head_key(stream.name, context), None)
-
-    def take_head(self, stream: PipedriveStream, context: Context | None) -> PageChain | None:
-        """The chain started ahead for this stream and context, if any."""
+    def take_head(
+        self, stream: PipedriveStream, context: Context | None
+    ) -> PageChain | PrimedPages | None:
+        """What was started ahead for this stream and context, if anything: the list
+        `room_on_wire` began reading, else the chain of its first page. One lock covers
+        both, so that a list is never begun ahead while its turn has come."""
         if not hasattr(self, "_heads"):
             return None  # not in sync_all (a test reading one stream)
-        if self._head_plan is None:
-            # Planned at the first stream's first request, after the SDK wrote the state
-            # it started from: planning settles the streams' starting bookmarks.
-            self._plan_heads()
-        head = self._heads.pop(_head_key(stream.name, context), None)
-        self._start_next_heads()
-        return head
+        key = _head_key(stream.name, context)
+        with self._priming:
+            primed = self._primed.pop(key, None)
+            if primed is not None:
+                return primed
+            if self._head_plan is None:
+                # Planned at the first stream's first request, after the SDK wrote the
+                # state it started from: planning settles the streams' starting bookmarks.
+                self._plan_heads()
+            head = self._heads.pop(key, None)
+            self._start_next_heads()
+            return head
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Validate settings and stop with one line that names the wrong one."""

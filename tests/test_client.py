@@ -466,17 +466,40 @@ def test_canonical_timestamps_sort_as_strings_in_time_order() -> None:
 
 
 @responses.activate
-def test_pacing_waits_for_the_window_reset_instead_of_collecting_a_429(
+def test_a_spent_window_holds_every_request_until_its_reset(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """`x-ratelimit-remaining: 0` (another client of the token, or arrivals bunched on the
+    way): the next request, whatever thread sends it, waits for the window's reset instead of
+    collecting a 429; and the margin kept spare grows by one."""
+    clock = [100.0]
     waits: list[float] = []
-    monkeypatch.setattr("tap_pipedrive.client.time.sleep", waits.append)
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr("tap_pipedrive.pacing.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("tap_pipedrive.pacing.time.sleep", sleep)
     monkeypatch.setattr(PipedriveStream, "backoff_max_seconds", 60.0)
     spent = {"x-ratelimit-limit": "40", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "2"}
     responses.get(f"{V2}/deals", json=v2_page([1], "c2"), headers=spent)
     responses.get(f"{V2}/deals", json=v2_page([2], None), headers={"x-ratelimit-remaining": "39"})
-    assert [r["id"] for r in records(make_stream("deals"))] == [1, 2]
-    assert waits == [2.0]
+    stream = make_stream("deals")
+    assert [r["id"] for r in records(stream)] == [1, 2]
+    assert waits == [pytest.approx(2.0)]
+    assert stream._tap.pacer.headroom == 3  # type: ignore[attr-defined]
+
+
+def test_the_margin_grows_with_each_spent_window_up_to_a_tenth_of_the_limit() -> None:
+    from tap_pipedrive.pacing import Pacer
+
+    pacer = Pacer()
+    pacer.learn({"x-ratelimit-limit": "40"})
+    assert pacer.interval == pytest.approx(2 / 38)  # 2 kept spare
+    for _ in range(5):
+        pacer.hold(0.0)
+    assert pacer.interval == pytest.approx(2 / 36)  # 4 at most: a tenth of 40
 
 
 def test_pacer_spaces_requests_by_the_burst_limit(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,6 +15,7 @@ from tap_pipedrive.client import PipedriveV1Stream, PipedriveV2Stream
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
+    from tap_pipedrive.client import PrimedPages
     from tap_pipedrive.pipeline import PageChain
 
 DEAL_IDS_PER_REQUEST = 100
@@ -52,7 +53,7 @@ class DealProductsStream(_DealChild, PipedriveV2Stream):
         chain = self._prefetched.get(tuple(context["deal_ids"]))
         return chain is not None and chain.has_page()
 
-    def first_chain(self, context: Context | None) -> PageChain:
+    def first_chain(self, context: Context | None) -> PageChain | PrimedPages:
         chain = self._prefetched.pop(tuple((context or {}).get("deal_ids") or ()), None)
         return chain or super().first_chain(context)
 
