@@ -634,3 +634,18 @@ def test_newest_first_paging_reads_on_when_the_page_is_not_sorted() -> None:
     responses.replace(responses.GET, f"{V1}/files", json=v1_page([1, 2], 0, True, newest_first))
     paginator = NewestFirstPaginator(2, "update_time", since)
     assert paginator.get_next(requests.get(f"{V1}/files", timeout=5)) is None
+
+
+@responses.activate
+@pytest.mark.parametrize("concurrency", [1, 8, 32])
+def test_a_stream_keeps_a_connection_open_for_every_request_it_may_have_in_flight(
+    concurrency: int,
+) -> None:
+    """requests keeps 10 connections a host: with more in flight it opened a connection for
+    each request and warned as it discarded it."""
+    from tap_pipedrive.pipeline import SPARE_ON_WIRE
+
+    stream = make_stream("deals", max_concurrent_requests=concurrency)
+    adapter = stream.requests_session.get_adapter(f"{V2}/deals")
+    kept = adapter.poolmanager.connection_pool_kw["maxsize"]  # type: ignore[attr-defined]
+    assert kept >= max(10, concurrency + SPARE_ON_WIRE + 1)  # +1: the list's newest record
