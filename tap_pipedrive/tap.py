@@ -137,7 +137,7 @@ class TapPipedrive(Tap):
             description=(
                 "Requests kept in flight at once (1 = one at a time). They are spaced under "
                 "the token's burst limit (x-ratelimit-limit per 2 s) whatever this is, so "
-                "more concurrency hides latency but never draws a 429."
+                "more concurrency hides latency but never sends faster than the limit."
             ),
         ),
         th.Property(
