@@ -357,3 +357,29 @@ def test_a_slow_writer_holds_few_pages_ahead_however_many_requests_may_be_in_fli
     assert max(ahead) <= held_at_most, str(ahead)
     # Once the answers are in, only those waiting are held, not those the wire could carry.
     assert sorted(ahead)[len(ahead) // 2] <= PAGES_WAITING + 1, str(ahead)
+
+
+def test_a_list_begun_ahead_reads_as_it_would_have_and_keeps_its_error_for_its_turn() -> None:
+    """`PrimedPages` takes the first page at once (starting the parts after it) and hands
+    every page over in order when the stream's turn comes; an error met while starting is
+    raised then, in the reader, not in whichever thread began the list."""
+    from tap_pipedrive.client import PrimedPages
+
+    started: list[int] = []
+
+    def pages() -> t.Iterator[int]:
+        started.append(0)
+        yield 0
+        yield from (1, 2)
+
+    primed = PrimedPages(pages())  # type: ignore[arg-type]
+    assert started == [0]  # begun at once
+    assert list(primed) == [0, 1, 2]
+
+    def failing() -> t.Iterator[int]:
+        raise RuntimeError("401 on the first page")
+        yield 0  # pragma: no cover
+
+    primed = PrimedPages(failing())  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="401"):
+        list(primed)
