@@ -371,6 +371,17 @@ class PipedriveStream(RESTStream[t.Any]):
     #: at most that much progress, never records.
     STATE_MSG_FREQUENCY = 1000
 
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A connection kept open for every request the stream may have in flight: requests
+        # keeps 10 a host, and past that it opened a connection for each request and warned
+        # (`Connection pool is full`) as it discarded it.
+        adapter = requests.adapters.HTTPAdapter(
+            pool_maxsize=max(10, 2 * (self.concurrency + SPARE_ON_WIRE))
+        )
+        for scheme in ("https://", "http://"):
+            self.requests_session.mount(scheme, adapter)
+
     @property
     def url_base(self) -> str:
         raise NotImplementedError
@@ -534,25 +545,6 @@ class PipedriveStream(RESTStream[t.Any]):
     def _send(self) -> t.Callable[[requests.PreparedRequest, Context | None], requests.Response]:
         """One request with the SDK's retries and backoff around it."""
         return self.request_decorator(self._request)
-
-    _pool_sized: bool = False
-
-    @property
-    def requests_session(self) -> requests.Session:
-        """A session that keeps a connection open for every request the stream may have
-        in flight: requests keeps 10 a host, and past that it opened a connection for each
-        request and warned (`Connection pool is full`) as it discarded it."""
-        session = self._requests_session
-        if session is None:
-            session = self._requests_session = requests.Session()
-        if not self._pool_sized:
-            adapter = requests.adapters.HTTPAdapter(
-                pool_maxsize=max(10, 2 * (self.concurrency + SPARE_ON_WIRE))
-            )
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-            self._pool_sized = True
-        return session
 
     def fetch_page(self, context: Context | None, token: t.Any) -> requests.Response:
         """Send the request for the page `token` names (retries included); thread-safe.

@@ -179,10 +179,9 @@ class TapPipedrive(Tap):
     def sync_all(self) -> None:
         """Sync, then log what the run cost. On a fatal stop, first emit the state reached,
         so that the next run resumes from there instead of starting over."""
-        self._heads: dict[str, PageChain] = {}
+        #: First pages requested ahead, by `_head_key`: the stream, its context, the chain.
+        self._heads: dict[str, tuple[PipedriveStream, Context | None, PageChain]] = {}
         self._head_plan: list[tuple[str, PipedriveStream, Context | None]] | None = None
-        self._head_streams: dict[str, PipedriveStream] = {}
-        self._head_contexts: dict[str, Context | None] = {}
         self._primed: dict[str, PrimedPages] = {}
         self._priming = threading.Lock()
         self.run_started_at = dt.datetime.now(UTC)
@@ -202,7 +201,7 @@ class TapPipedrive(Tap):
                 raise self.halted from None  # the failure that halted the run
             raise
         finally:
-            for head in self._heads.values():
+            for _, _, head in self._heads.values():
                 head.stop()
             self._heads.clear()
             for primed in self._primed.values():
@@ -287,8 +286,7 @@ class TapPipedrive(Tap):
     def _start_next_heads(self) -> None:
         while self._head_plan and len(self._heads) < min(self.concurrency, HEADS_AHEAD):
             key, stream, context = self._head_plan.pop()
-            self._heads[key] = stream.head_chain(context).start()
-            self._head_streams[key], self._head_contexts[key] = stream, context
+            self._heads[key] = (stream, context, stream.head_chain(context).start())
 
     def room_on_wire(self) -> None:
         """The stream being read has started the last of its parts: its wire winds down
@@ -301,16 +299,15 @@ class TapPipedrive(Tap):
         try:
             if self._primed or self.halted is not None:
                 return
-            for key, head in list(self._heads.items()):
-                stream = self._head_streams.get(key)
-                if stream is None or not head.has_page():
+            for key, (stream, context, head) in list(self._heads.items()):
+                if not head.has_page():
                     continue
                 if head.paginator.finished or not stream.splits_pay_off():
                     continue  # one page, or read as one chain: nothing to start early
                 # The next heads are started by the writer's thread (`take_head`): starting
                 # one settles its stream's bookmark in the state the writer serialises.
                 del self._heads[key]
-                self._primed[key] = stream.prime(self._head_contexts[key], head)
+                self._primed[key] = stream.prime(context, head)
                 return
         finally:
             self._priming.release()
@@ -332,9 +329,9 @@ class TapPipedrive(Tap):
                 # Planned at the first stream's first request, after the SDK wrote the
                 # state it started from: planning settles the streams' starting bookmarks.
                 self._plan_heads()
-            head = self._heads.pop(key, None)
+            ahead = self._heads.pop(key, None)
             self._start_next_heads()
-            return head
+            return ahead[2] if ahead is not None else None
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Validate settings and stop with one line that names the wrong one."""
