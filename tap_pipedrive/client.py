@@ -1165,6 +1165,11 @@ class PipedriveV2Stream(PipedriveStream):
     #: Records a window is sized for: most windows then fit one page of 500.
     window_target: t.ClassVar[int] = 400
 
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Window bounds the API was seen to ignore, each warned of once.
+        self._bounds_ignored: set[str] = set()
+
     def split_rest(
         self, context: Context | None, first: requests.Response, after_first: t.Any
     ) -> t.Iterator[requests.Response] | None:
@@ -1231,20 +1236,60 @@ class PipedriveV2Stream(PipedriveStream):
             yield first
             while (taken := next_window()) is not None:
                 window, chain = taken
-                for number, response in enumerate(read_ahead.pages(chain)):
+                pages = read_ahead.pages(chain)
+                for number, response in enumerate(pages):
                     if number == 0:
                         fill()  # the writer took a window: room for one more
                     data = payload_of(response).get("data") or []
                     if window.skip_ids:
                         data = [row for row in data if row.get("id") not in window.skip_ids]
-                        payload_of(response)["data"] = data
+                    data, past_the_end = self._inside(window, data)
+                    payload_of(response)["data"] = data
                     yield response
+                    if past_the_end:  # the window's records are all read
+                        pages.close()
+                        break
         finally:
             with lock:
                 reading = False
                 for _, pending in in_flight:
                     pending.stop()
             newest.stop()
+
+    def _inside(
+        self, window: Window, data: list[dict[str, t.Any]]
+    ) -> tuple[list[dict[str, t.Any]], bool]:
+        """The records of `data` that belong to `window`, and whether the page went past
+        its end. Pipedrive applies both bounds, so this only checks the page's first and
+        last record; a server that ignores one would otherwise have every window read
+        the records of its neighbours again, written twice and out of order."""
+        key = self.replication_key
+        if not data or not key:
+            return data, False
+        try:
+            first, last = (parse_datetime(data[i][key]) for i in (0, -1))
+        except (KeyError, TypeError, ValueError):
+            return data, False
+        before = first < window.since
+        past = window.until is not None and last >= window.until
+        if not (before or past):
+            return data, False
+        ignored = "updated_since" if before else "updated_until"
+        if ignored not in self._bounds_ignored:
+            self._bounds_ignored.add(ignored)
+            self.logger.warning(
+                "The API ignored `%s` for a time window of %s: records outside the window "
+                "are left to their own window (each written once, in order), at the cost "
+                "of more requests.",
+                ignored,
+                self.name,
+            )
+
+        def inside(row: dict[str, t.Any]) -> bool:
+            time = parse_datetime(row[key])
+            return time >= window.since and (window.until is None or time < window.until)
+
+        return [row for row in data if inside(row)], past
 
     def _newest_time(self, payload: dict[str, t.Any]) -> dt.datetime | None:
         records = payload.get("data") or []
