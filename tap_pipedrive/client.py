@@ -165,6 +165,10 @@ class _PipedrivePaginator(BaseAPIPaginator[t.Any]):
     def next_token(self, additional: dict[str, t.Any]) -> t.Any:
         raise NotImplementedError
 
+    def resume_at(self, token: t.Any) -> None:
+        """Continue as if the page `token` names had just been requested."""
+        self._value = token
+
 
 class OffsetPaginator(_PipedrivePaginator):
     """v1: `start` offsets while `more_items_in_collection` says more items exist.
@@ -216,10 +220,6 @@ class UpdateTimePaginator(OffsetPaginator):
         self._value = None
         self.replication_key = replication_key
         self.since = since
-
-    def resume_at(self, token: tuple[str | None, int]) -> None:
-        """Continue as if the page `token` names had just been requested."""
-        self._value = token
 
     def get_next(self, response: requests.Response) -> tuple[str | None, int] | None:
         payload = payload_of(response)
@@ -1023,6 +1023,11 @@ class PipedriveV1Stream(PipedriveStream):
     #: the API cannot filter by update time: paging stops at the bookmark.
     newest_first: t.ClassVar[bool] = False
 
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Whether the API was seen to answer smaller pages than asked (warned of once).
+        self._short_pages_seen = False
+
     @property
     def url_base(self) -> str:
         return self._roots[0]
@@ -1095,8 +1100,40 @@ class PipedriveV1Stream(PipedriveStream):
                 for _, pending in in_flight:
                     pending.stop()
 
+        def short(page: requests.Response, answered: int) -> bool:
+            """Whether the server answered fewer records than asked (`answered`) while
+            more follow: its pages are smaller than `page_size`, and the offsets
+            requested ahead would skip the records between. Warned of once."""
+            if answered >= self.page_size or self.get_new_paginator().get_next(page) is None:
+                return False
+            if not self._short_pages_seen:
+                self._short_pages_seen = True
+                self.logger.warning(
+                    "The API answered %s with pages of %d records where %d were asked: "
+                    "reading it one page after another from the offsets it gives.",
+                    self.name,
+                    answered,
+                    self.page_size,
+                )
+            return True
+
+        def one_by_one_after(
+            page: requests.Response, token: t.Any
+        ) -> t.Iterator[requests.Response]:
+            """The pages after `page` (asked for with `token`), in sequence."""
+            stop_pending()
+            paginator = t.cast(_PipedrivePaginator, self.get_new_paginator())
+            paginator.resume_at(token)
+            paginator.advance(page)
+            if not paginator.finished:
+                yield from self.new_chain(context, paginator).pages()
+
         try:
             previous, previous_start = first, 0
+            if short(first, len(payload_of(first).get("data") or [])):
+                yield first
+                yield from one_by_one_after(first, (since, 0) if keyset else 0)
+                return
             fill()
             yield first
             while (taken := next_page()) is not None:
@@ -1105,6 +1142,7 @@ class PipedriveV1Stream(PipedriveStream):
                 if response is None:
                     break
                 data = payload_of(response).get("data") or []
+                answered = len(data)
                 last_read = (payload_of(previous).get("data") or [None])[-1]
                 if data and last_read is not None and data[0].get("id") == last_read.get("id"):
                     payload_of(response)["data"] = data = data[1:]
@@ -1117,6 +1155,10 @@ class PipedriveV1Stream(PipedriveStream):
                         yield from self.new_chain(context, paginator).pages()
                     return
                 ended = self.get_new_paginator().get_next(response) is None  # or the bookmark
+                if not ended and short(response, answered):
+                    yield response
+                    yield from one_by_one_after(response, (since, start) if keyset else start)
+                    return
                 if not ended:
                     fill()  # the writer took a page: room for one more
                 yield response

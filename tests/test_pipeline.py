@@ -324,6 +324,34 @@ def test_a_long_v1_list_is_read_by_offsets_in_flight_overlapping_by_one_record()
 
 
 @responses.activate
+@pytest.mark.parametrize("stream_name", ["files", "notes"])
+def test_a_v1_server_that_pages_smaller_than_asked_is_read_page_by_page_without_loss(
+    stream_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Offsets requested ahead assume pages of the size asked for. A server that answers
+    fewer (its own cap, with `more_items_in_collection` and `next_start` as usual) would
+    leave the records between its pages and those offsets unread: the tap notices the
+    short page and reads on from its `next_start`, one page after another."""
+    account = Account(700, spread_seconds=7_000)
+    cap = 30
+
+    def capped(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        url = urlparse(request.url)
+        query = [(k, str(cap) if k == "limit" else v) for k, v in parse_qsl(url.query)]
+        if stream_name == "files":  # newest first
+            query = [(k, v) for k, v in query if k != "sort"] + [("sort_direction", "desc")]
+        request.url = url._replace(query=urlencode(query)).geturl()
+        return account.v1(request)
+
+    responses.add_callback(responses.GET, f"{V1}/{stream_name}", callback=capped)
+    ids = _ids(_sync_records(stream_name))
+    expected = list(range(1, 701))
+    assert sorted(ids) == expected and len(ids) == len(expected)  # none lost, none twice
+    assert ids == (expected[::-1] if stream_name == "files" else expected)
+    assert "pages of 30 records" in caplog.text
+
+
+@responses.activate
 def test_a_v1_list_that_moves_mid_sync_is_reread_from_the_last_record_without_loss() -> None:
     """A note edited while we page moves to the end of the list; every later note shifts
     back one place. The overlap shows it, and the rest is read by update time again."""
