@@ -381,6 +381,14 @@ class PipedriveStream(RESTStream[t.Any]):
         )
         for scheme in ("https://", "http://"):
             self.requests_session.mount(scheme, adapter)
+        self._met: set[str] = set()
+
+    def _first_time(self, what: str) -> bool:
+        """Whether `what` is met for the first time this run: for warnings given once."""
+        if what in self._met:
+            return False
+        self._met.add(what)
+        return True
 
     @property
     def url_base(self) -> str:
@@ -907,9 +915,12 @@ class PipedriveStream(RESTStream[t.Any]):
         """Custom fields created after the catalog was discovered still arrive (schemas
         allow additional properties), untyped: say so, once per run and stream."""
         layout = self.custom_field_layout
-        if layout is None or self._input_schema is None or getattr(self, "_warned", False):
+        if (
+            layout is None
+            or self._input_schema is None
+            or not self._first_time("custom fields missing from the catalog")
+        ):
             return
-        self._warned = True
         known = set(self._input_schema.get("properties", {}))
         for field in layout.fields:
             if field.column not in known:
@@ -1023,11 +1034,6 @@ class PipedriveV1Stream(PipedriveStream):
     #: the API cannot filter by update time: paging stops at the bookmark.
     newest_first: t.ClassVar[bool] = False
 
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        super().__init__(*args, **kwargs)
-        #: Whether the API was seen to answer smaller pages than asked (warned of once).
-        self._short_pages_seen = False
-
     @property
     def url_base(self) -> str:
         return self._roots[0]
@@ -1100,14 +1106,13 @@ class PipedriveV1Stream(PipedriveStream):
                 for _, pending in in_flight:
                     pending.stop()
 
-        def short(page: requests.Response, answered: int) -> bool:
-            """Whether the server answered fewer records than asked (`answered`) while
-            more follow: its pages are smaller than `page_size`, and the offsets
+        def short(answered: int) -> bool:
+            """Whether a page that more pages follow held fewer records (`answered`) than
+            asked: the server's pages are smaller than `page_size`, and the offsets
             requested ahead would skip the records between. Warned of once."""
-            if answered >= self.page_size or self.get_new_paginator().get_next(page) is None:
+            if answered >= self.page_size:
                 return False
-            if not self._short_pages_seen:
-                self._short_pages_seen = True
+            if self._first_time("short pages"):
                 self.logger.warning(
                     "The API answered %s with pages of %d records where %d were asked: "
                     "reading it one page after another from the offsets it gives.",
@@ -1117,10 +1122,11 @@ class PipedriveV1Stream(PipedriveStream):
                 )
             return True
 
-        def one_by_one_after(
+        def in_sequence_after(
             page: requests.Response, token: t.Any
         ) -> t.Iterator[requests.Response]:
-            """The pages after `page` (asked for with `token`), in sequence."""
+            """The pages after `page` (asked for with `token`), one after another, the
+            pages requested ahead dropped."""
             stop_pending()
             paginator = t.cast(_PipedrivePaginator, self.get_new_paginator())
             paginator.resume_at(token)
@@ -1130,9 +1136,10 @@ class PipedriveV1Stream(PipedriveStream):
 
         try:
             previous, previous_start = first, 0
-            if short(first, len(payload_of(first).get("data") or [])):
+            # More pages follow `first` (else the list would not be split).
+            if short(len(payload_of(first).get("data") or [])):
                 yield first
-                yield from one_by_one_after(first, (since, 0) if keyset else 0)
+                yield from in_sequence_after(first, (since, 0) if keyset else 0)
                 return
             fill()
             yield first
@@ -1147,17 +1154,12 @@ class PipedriveV1Stream(PipedriveStream):
                 if data and last_read is not None and data[0].get("id") == last_read.get("id"):
                     payload_of(response)["data"] = data = data[1:]
                 elif keyset:  # the list moved: re-read from the last record, in sequence
-                    stop_pending()
-                    paginator = self.get_new_paginator()
-                    t.cast(UpdateTimePaginator, paginator).resume_at((since, previous_start))
-                    paginator.advance(previous)
-                    if not paginator.finished:
-                        yield from self.new_chain(context, paginator).pages()
+                    yield from in_sequence_after(previous, (since, previous_start))
                     return
                 ended = self.get_new_paginator().get_next(response) is None  # or the bookmark
-                if not ended and short(response, answered):
+                if not ended and short(answered):
                     yield response
-                    yield from one_by_one_after(response, (since, start) if keyset else start)
+                    yield from in_sequence_after(response, (since, start) if keyset else start)
                     return
                 if not ended:
                     fill()  # the writer took a page: room for one more
@@ -1206,11 +1208,6 @@ class PipedriveV2Stream(PipedriveStream):
     updated_until_param: t.ClassVar[str | None] = None
     #: Records a window is sized for: most windows then fit one page of 500.
     window_target: t.ClassVar[int] = 400
-
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        super().__init__(*args, **kwargs)
-        #: Window bounds the API was seen to ignore, each warned of once.
-        self._bounds_ignored: set[str] = set()
 
     def split_rest(
         self, context: Context | None, first: requests.Response, after_first: t.Any
@@ -1317,8 +1314,7 @@ class PipedriveV2Stream(PipedriveStream):
         if not (before or past):
             return data, False
         ignored = "updated_since" if before else "updated_until"
-        if ignored not in self._bounds_ignored:
-            self._bounds_ignored.add(ignored)
+        if self._first_time(f"ignored {ignored}"):
             self.logger.warning(
                 "The API ignored `%s` for a time window of %s: records outside the window "
                 "are left to their own window (each written once, in order), at the cost "
