@@ -19,6 +19,7 @@ import threading
 import time
 import typing as t
 from collections import deque
+from dataclasses import dataclass
 from functools import cached_property
 from http import HTTPStatus
 
@@ -42,7 +43,14 @@ from tap_pipedrive.errors import (
     RateLimitError,
     RunHalted,
 )
-from tap_pipedrive.pipeline import SPARE_ON_WIRE, PageChain, ReadAhead, TimeWindows, Window
+from tap_pipedrive.pipeline import (
+    SPARE_ON_WIRE,
+    PageChain,
+    ReadAhead,
+    TimeWindows,
+    Window,
+    split_overflow,
+)
 from tap_pipedrive.recents import CLOCK_MARGIN, reach_floor
 from tap_pipedrive.timeutil import (
     UTC,
@@ -328,6 +336,14 @@ class WindowPaginator(_PipedrivePaginator):
     def next_token(self, additional: dict[str, t.Any]) -> tuple[Window, str] | None:
         cursor = additional.get("next_cursor")
         return (self.current_value[0], cursor) if cursor else None
+
+
+@dataclass(eq=False)
+class _WindowRead:
+    """A time window due to be written, and its pages' chain once started."""
+
+    window: Window
+    chain: PageChain | None = None
 
 
 class PipedriveStream(RESTStream[t.Any]):
@@ -1224,7 +1240,9 @@ class PipedriveV2Stream(PipedriveStream):
     def _window_pages(
         self, context: Context | None, first: requests.Response, windows: TimeWindows
     ) -> t.Iterator[requests.Response]:
-        in_flight: deque[tuple[Window, PageChain]] = deque()
+        # The windows begun or due, in the order they are written: a window's chain is
+        # started when there is room on the wire, earliest first.
+        in_flight: deque[_WindowRead] = deque()
         read_ahead = ReadAhead()
         # Windows are started by the writer as it takes one and by each window as it
         # answers: waiting for the writer to drain windows that came back together before
@@ -1241,34 +1259,58 @@ class PipedriveV2Stream(PipedriveStream):
             ),
         ).start()
 
-        def answered(window: Window, response: requests.Response) -> None:
+        def answered(read: _WindowRead, response: requests.Response) -> None:
+            """A window's first page is in (called from its chain's thread): learn the
+            density, and split the window's rest if it holds more than its cursor should
+            read one page after another."""
             with lock:
-                windows.observe_page(window, payload_of(response), self.replication_key)
+                payload = payload_of(response)
+                windows.observe_page(read.window, payload, self.replication_key)
+                parts = split_overflow(read.window, payload, self.replication_key)
+                if parts and reading and read.chain is not None:
+                    read.chain.end_after_first()
+                    at = next((i for i, due in enumerate(in_flight) if due is read), -1)
+                    for offset, part in enumerate(parts, start=at + 1):
+                        in_flight.insert(offset, _WindowRead(part))
                 fill()
+
+        def start(read: _WindowRead) -> PageChain:
+            read.chain = self.new_chain(
+                context,
+                WindowPaginator(read.window),
+                depth=2,  # a window's second page, if any, follows its first
+                on_first_page=lambda response: answered(read, response),
+            )
+            return read.chain.start()
 
         def fill() -> None:
             with lock:
                 if not reading:
                     return
                 wanted = min(self.in_flight_wanted() + SPARE_ON_WIRE, self.concurrency)
-                chains = [chain for _, chain in in_flight]
-                for _ in range(read_ahead.to_start(chains, wanted)):
+                # Windows split off are written before any window begun after them: they
+                # go on the wire first, whatever pages of those later ones already wait.
+                on_wire = sum(1 for due in in_flight if due.chain and not due.chain.has_page())
+                for due in in_flight:
+                    if on_wire < wanted and due.chain is None:
+                        start(due)
+                        on_wire += 1
+                started = [due.chain for due in in_flight if due.chain is not None]
+                for _ in range(read_ahead.to_start(started, wanted)):
                     window = windows.next()
                     if window is None:
                         self._tap.room_on_wire()  # type: ignore[attr-defined]
                         return
-                    chain = self.new_chain(
-                        context,
-                        WindowPaginator(window),
-                        depth=2,  # a window's second page, if any, follows its first
-                        on_first_page=lambda response, window=window: answered(window, response),
-                    )
-                    in_flight.append((window, chain))
-                    chain.start()
+                    read = _WindowRead(window)
+                    in_flight.append(read)
+                    start(read)
 
         def next_window() -> tuple[Window, PageChain] | None:
             with lock:
-                return in_flight.popleft() if in_flight else None
+                if not in_flight:
+                    return None
+                read = in_flight.popleft()
+                return read.window, read.chain or start(read)
 
         try:
             fill()
@@ -1291,8 +1333,9 @@ class PipedriveV2Stream(PipedriveStream):
         finally:
             with lock:
                 reading = False
-                for _, pending in in_flight:
-                    pending.stop()
+                for due in in_flight:
+                    if due.chain is not None:
+                        due.chain.stop()
             newest.stop()
 
     def _inside(

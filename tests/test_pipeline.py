@@ -10,6 +10,7 @@ import json
 import threading
 import time
 import typing as t
+from collections import Counter
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlparse
 
 import pytest
@@ -18,7 +19,7 @@ import responses
 
 from tap_pipedrive.client import PipedriveStream
 from tap_pipedrive.pacing import Pacer
-from tap_pipedrive.pipeline import SPARE_ON_WIRE, PageChain, TimeWindows, Window
+from tap_pipedrive.pipeline import SPARE_ON_WIRE, PageChain, TimeWindows, Window, split_overflow
 from tap_pipedrive.tap import TapPipedrive
 from tap_pipedrive.timeutil import UTC, parse_datetime
 
@@ -299,6 +300,52 @@ def test_windows_hold_only_their_own_records_even_from_a_server_that_ignores_a_b
     assert _ids(records) == [row["id"] for row in account.selected({})]  # all, once, sorted
     assert sum(1 for p in account.requests if "cursor" not in p) >= 5  # windows were used
     assert f"ignored `{ignored}`" in caplog.text
+
+
+@responses.activate
+def test_a_window_that_meets_a_burst_of_edits_is_split_not_paged_through() -> None:
+    """Windows are sized from the density seen so far; one that holds a bulk edit (4,000
+    records in an hour, where 100 s lay between records before) is split after its first
+    page into windows sized from that page, read side by side, instead of being read one
+    page after another by its cursor."""
+    account = Account(0)
+    times = [_at(i * 100) for i in range(600)]  # sparse: 60,000 s
+    times += [_at(60_000 + i) for i in range(4_000)]  # the burst: one record a second
+    times += [_at(64_000 + i * 100) for i in range(600)]  # sparse again
+    account.rows = [{"id": i, "update_time": time} for i, time in enumerate(times, start=1)]
+    responses.add_callback(responses.GET, f"{V2}/persons", callback=account.v2)
+    records = _sync_records("persons")
+    assert _ids(records) == [row["id"] for row in account.selected({})]  # all, once, sorted
+    pages_by_cursor = Counter(
+        (p["updated_since"], p["updated_until"]) for p in account.requests if "cursor" in p
+    )
+    assert max(pages_by_cursor.values(), default=0) <= 1  # no window read page by page
+    assert len(account.requests) <= len(times) / 400 + 12
+
+
+def test_a_window_is_split_by_the_density_of_its_first_page_not_of_a_bulk_edit() -> None:
+    window = Window(_at(0), _at(10_000))
+    # 900 s of one record every 2 s, then a bulk edit of 50 records in the page's last second.
+    rows = [{"id": i, "update_time": _at(2 * i).isoformat()} for i in range(450)]
+    rows += [{"id": 1000 + i, "update_time": _at(900).isoformat()} for i in range(50)]
+    page = {"data": rows, "additional_data": {"next_cursor": "more"}}
+    parts = split_overflow(window, page, "update_time")
+    assert parts is not None
+    # 9,100 s left at 0.5 a second (the bulk edit left out): about 4,550 records, so six
+    # windows of about 900 records, the first without the records of 900 s already read.
+    assert len(parts) == 6
+    assert parts[0].since == _at(900)
+    assert parts[0].skip_ids == {1000 + i for i in range(50)}
+    assert all(part.skip_ids == frozenset() for part in parts[1:])
+    assert parts[-1].until == window.until
+    for before, after in itertools.pairwise(parts):
+        assert before.until == after.since
+    # A rest of about three pages is left to the cursor; a single second cannot be split;
+    # a window without more pages has no rest.
+    assert split_overflow(Window(_at(0), _at(3_000)), page, "update_time") is None
+    one_second = [{"id": i, "update_time": _at(5).isoformat()} for i in range(500)]
+    assert split_overflow(window, {**page, "data": one_second}, "update_time") is None
+    assert split_overflow(window, {**page, "additional_data": {}}, "update_time") is None
 
 
 @responses.activate
