@@ -1266,7 +1266,9 @@ class PipedriveV2Stream(PipedriveStream):
             with lock:
                 payload = payload_of(response)
                 windows.observe_page(read.window, payload, self.replication_key)
-                parts = split_overflow(read.window, payload, self.replication_key)
+                parts = split_overflow(
+                    read.window, payload, self.replication_key, end=windows.until
+                )
                 if parts and reading and read.chain is not None:
                     read.chain.end_after_first()
                     at = next((i for i, due in enumerate(in_flight) if due is read), -1)

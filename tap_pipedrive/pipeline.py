@@ -327,7 +327,9 @@ class TimeWindows:
         self.density = max(len(records) / seconds, 1e-9)
 
 
-def split_overflow(window: Window, payload: dict[str, t.Any], key: str) -> list[Window] | None:
+def split_overflow(
+    window: Window, payload: dict[str, t.Any], key: str, *, end: dt.datetime | None = None
+) -> list[Window] | None:
     """The rest of an overflowing `window` as windows of about `SPLIT_TARGET` records,
     sized from its first page (`payload`), the best measure there is of that stretch; None
     when the rest is short enough for the window's cursor (`CURSOR_UP_TO`).
@@ -337,10 +339,15 @@ def split_overflow(window: Window, payload: dict[str, t.Any], key: str) -> list[
     each, while the windows after it wait. Split, the burst is read side by side, for a
     few more requests: the parts end in part-filled pages (a 20,000-record burst at
     250 ms: 64 requests in 4.1 s against 51 in 12.5 s). The density is that of the page's
-    later half, next to the rest, without its last second, which may be a bulk edit of
-    hundreds of records the rest does not share."""
+    last quarter, next to the rest, without its last second, which may be a bulk edit of
+    hundreds of records the rest does not share.
+
+    The last window is open-ended (it takes what is updated while the run reads); its
+    rest is split up to `end`, where the list ended when the run began, and its last
+    part stays open-ended."""
     records = payload.get("data") or []
-    if window.until is None or not records:
+    until = window.until or end
+    if until is None or not records:
         return None
     if not (payload.get("additional_data") or {}).get("next_cursor"):
         return None
@@ -349,16 +356,18 @@ def split_overflow(window: Window, payload: dict[str, t.Any], key: str) -> list[
     except (KeyError, TypeError, ValueError):
         return None
     first, last = times[0], times[-1]
-    if first < window.since or last >= window.until:
+    if first < window.since or (window.until is not None and last >= window.until):
         return None  # the API did not apply the window's bounds: nothing here to size from
-    # The density of the page's later half: the stretch next to the rest, and the one
+    if last >= until:
+        return None  # the rest lies past the list's end as the run began
+    # The density of the page's last quarter: the stretch next to the rest, and the one
     # that shows a burst of edits begun within the page.
-    half = times[len(times) // 2]
-    inner = sum(1 for time in times if half < time < last)
-    seconds = (last - half).total_seconds()
+    tail = times[len(times) * 3 // 4]
+    inner = sum(1 for time in times if tail < time < last)
+    seconds = (last - tail).total_seconds()
     if inner == 0 or seconds < 2:
         return None  # one or two seconds of records: only the cursor can page through them
-    rest_seconds = (window.until - last).total_seconds()
+    rest_seconds = (until - last).total_seconds()
     rest = inner / seconds * rest_seconds
     if rest <= CURSOR_UP_TO:
         return None
@@ -369,8 +378,10 @@ def split_overflow(window: Window, payload: dict[str, t.Any], key: str) -> list[
     )
     windows = []
     since = last
-    while since < window.until:
-        until = min(since + dt.timedelta(seconds=step), window.until)
-        windows.append(Window(since, until, skip if since == last else frozenset()))
-        since = until
+    while since < until:
+        part_until = min(since + dt.timedelta(seconds=step), until)
+        windows.append(Window(since, part_until, skip if since == last else frozenset()))
+        since = part_until
+    if window.until is None:
+        windows[-1] = Window(windows[-1].since, None, windows[-1].skip_ids)
     return windows

@@ -303,21 +303,27 @@ def test_windows_hold_only_their_own_records_even_from_a_server_that_ignores_a_b
 
 
 @responses.activate
-def test_a_window_that_meets_a_burst_of_edits_is_split_not_paged_through() -> None:
+@pytest.mark.parametrize(
+    ("sparse_before", "sparse_after"), [(600, 600), (6_000, 0)], ids=["amid-the-list", "at-its-end"]
+)
+def test_a_window_that_meets_a_burst_of_edits_is_split_not_paged_through(
+    sparse_before: int, sparse_after: int
+) -> None:
     """Windows are sized from the density seen so far; one that holds a bulk edit (4,000
     records in an hour, where 100 s lay between records before) is split after its first
     page into windows sized from that page, read side by side, instead of being read one
-    page after another by its cursor."""
+    page after another by its cursor. So is the last, open-ended window."""
     account = Account(0)
-    times = [_at(i * 100) for i in range(600)]  # sparse: 60,000 s
-    times += [_at(60_000 + i) for i in range(4_000)]  # the burst: one record a second
-    times += [_at(64_000 + i * 100) for i in range(600)]  # sparse again
+    times = [_at(i * 100) for i in range(sparse_before)]  # a record every 100 s
+    burst_at = sparse_before * 100
+    times += [_at(burst_at + i) for i in range(4_000)]  # the burst: one record a second
+    times += [_at(burst_at + 4_000 + i * 100) for i in range(sparse_after)]  # sparse again
     account.rows = [{"id": i, "update_time": time} for i, time in enumerate(times, start=1)]
     responses.add_callback(responses.GET, f"{V2}/persons", callback=account.v2)
     records = _sync_records("persons")
     assert _ids(records) == [row["id"] for row in account.selected({})]  # all, once, sorted
     pages_by_cursor = Counter(
-        (p["updated_since"], p["updated_until"]) for p in account.requests if "cursor" in p
+        (p.get("updated_since"), p.get("updated_until")) for p in account.requests if "cursor" in p
     )
     assert max(pages_by_cursor.values(), default=0) <= 1  # no window read page by page
     assert len(account.requests) <= len(times) / 400 + 12
@@ -331,9 +337,9 @@ def test_a_window_is_split_by_the_density_of_its_first_page_not_of_a_bulk_edit()
     page = {"data": rows, "additional_data": {"next_cursor": "more"}}
     parts = split_overflow(window, page, "update_time")
     assert parts is not None
-    # 9,100 s left at 0.5 a second (the bulk edit left out): about 4,550 records, so six
+    # 9,100 s left at 0.5 a second (the bulk edit left out): about 4,500 records, so five
     # windows of about 900 records, the first without the records of 900 s already read.
-    assert len(parts) == 6
+    assert len(parts) == 5
     assert parts[0].since == _at(900)
     assert parts[0].skip_ids == {1000 + i for i in range(50)}
     assert all(part.skip_ids == frozenset() for part in parts[1:])
@@ -346,6 +352,19 @@ def test_a_window_is_split_by_the_density_of_its_first_page_not_of_a_bulk_edit()
     one_second = [{"id": i, "update_time": _at(5).isoformat()} for i in range(500)]
     assert split_overflow(window, {**page, "data": one_second}, "update_time") is None
     assert split_overflow(window, {**page, "additional_data": {}}, "update_time") is None
+
+
+def test_the_open_ended_last_window_is_split_up_to_the_lists_end_and_stays_open() -> None:
+    rows = [{"id": i, "update_time": _at(2 * i).isoformat()} for i in range(500)]
+    page = {"data": rows, "additional_data": {"next_cursor": "more"}}
+    last_window = Window(_at(0), None)
+    parts = split_overflow(last_window, page, "update_time", end=_at(10_000))
+    assert parts is not None
+    assert parts[0].since == _at(998)
+    assert parts[-1].until is None  # what is updated while the run reads is still read
+    assert [part.since for part in parts[1:]] == [part.until for part in parts[:-1]]
+    assert split_overflow(last_window, page, "update_time") is None  # no end known
+    assert split_overflow(last_window, page, "update_time", end=_at(998)) is None
 
 
 @responses.activate
