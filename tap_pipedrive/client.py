@@ -1259,18 +1259,19 @@ class PipedriveV2Stream(PipedriveStream):
             ),
         ).start()
 
-        def answered(read: _WindowRead, response: requests.Response) -> None:
-            """A window's first page is in (called from its chain's thread): learn the
-            density, and split the window's rest if it holds more than its cursor should
-            read one page after another."""
+        def answered(read: _WindowRead, number: int, response: requests.Response) -> None:
+            """A page of a window is in (called from its chain's thread): learn the
+            density from a first page, and split the rest of the window off if it holds
+            more than its cursor should read one page after another."""
             with lock:
                 payload = payload_of(response)
-                windows.observe_page(read.window, payload, self.replication_key)
+                if number == 1:
+                    windows.observe_page(read.window, payload, self.replication_key)
                 parts = split_overflow(
                     read.window, payload, self.replication_key, end=windows.until
                 )
                 if parts and reading and read.chain is not None:
-                    read.chain.end_after_first()
+                    read.chain.end_here()
                     at = next((i for i, due in enumerate(in_flight) if due is read), -1)
                     for offset, part in enumerate(parts, start=at + 1):
                         in_flight.insert(offset, _WindowRead(part))
@@ -1281,7 +1282,7 @@ class PipedriveV2Stream(PipedriveStream):
                 context,
                 WindowPaginator(read.window),
                 depth=2,  # a window's second page, if any, follows its first
-                on_first_page=lambda response: answered(read, response),
+                on_page=lambda number, response: answered(read, number, response),
             )
             return read.chain.start()
 

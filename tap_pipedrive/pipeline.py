@@ -108,7 +108,9 @@ class PageChain:
     paginator computes each next token from the response. With `hold=True` the thread stops
     after the first page until the reader asks for a second one (or calls `release`): a
     stream's first page can then be requested long before the stream is read, holding
-    nothing more than that page. `max_pages` ends the chain early.
+    nothing more than that page. `max_pages` ends the chain early. `on_page(number,
+    response)` is told of each page (numbered from 1) in the fetching thread, before the
+    next is requested, and may end the chain there (`end_here`).
     """
 
     def __init__(
@@ -122,9 +124,12 @@ class PageChain:
         inline: bool = False,
         name: str = "page-chain",
         on_first_page: t.Callable[[requests.Response], None] | None = None,
+        on_page: t.Callable[[int, requests.Response], None] | None = None,
     ) -> None:
         self.fetch = fetch
         self.on_first_page = on_first_page
+        self.on_page = on_page
+        self._ended = False
         self.paginator = paginator
         self.max_pages = max_pages
         self.inline = inline
@@ -188,15 +193,16 @@ class PageChain:
                 return
             response = self._fetch_next()
             served += 1
-            if served == 1:
-                self._first_page_here(response)
+            self._page_here(served, response)
             yield response
+            if self._ended:
+                return
 
     def _run(self) -> None:
         try:
             fetched = 0
             while not self.paginator.finished and not self._stopped.is_set():
-                if self.max_pages is not None and fetched >= self.max_pages:
+                if self._ended or (self.max_pages is not None and fetched >= self.max_pages):
                     break
                 if fetched == 1:
                     self._released.wait()
@@ -207,22 +213,23 @@ class PageChain:
                 response = self._fetch_next()
                 fetched += 1
                 self._queue.put((_PAGE, response))
-                if fetched == 1:
-                    self._first_page_here(response)
+                self._page_here(fetched, response)
         except BaseException as exc:  # handed to the reader, raised there
             self._queue.put((_ERROR, exc))
         self._queue.put((_END, None))
 
-    def end_after_first(self) -> None:
-        """Fetch nothing after the first page. Called from `on_first_page`, which runs in
-        the fetching thread before it asks for a second page, so none is sent."""
-        self.max_pages = 1
+    def end_here(self) -> None:
+        """Fetch nothing after this page. Called from `on_page`, which runs in the
+        fetching thread before it asks for the next page, so none is sent."""
+        self._ended = True
 
-    def _first_page_here(self, response: requests.Response) -> None:
-        """Tell `on_first_page`, once the page is in the queue: `has_page()` is then
-        true for whoever the callback asks about this chain."""
-        if self.on_first_page is not None:
+    def _page_here(self, number: int, response: requests.Response) -> None:
+        """Tell `on_first_page` and `on_page`, once the page is in the queue: `has_page()`
+        is then true for whoever a callback asks about this chain."""
+        if number == 1 and self.on_first_page is not None:
             self.on_first_page(response)
+        if self.on_page is not None:
+            self.on_page(number, response)
 
     def _fetch_next(self) -> requests.Response:
         """Request the paginator's next page and move the paginator past it."""
@@ -371,17 +378,22 @@ def split_overflow(
     rest = inner / seconds * rest_seconds
     if rest <= CURSOR_UP_TO:
         return None
-    parts = min(math.ceil(rest / SPLIT_TARGET), MOST_PARTS)
-    step = max(math.ceil(rest_seconds / parts), 1)
+    # The first part holds about `SPLIT_TARGET` records at the page's density, each next
+    # one twice the time of the one before: a burst that goes on overflows them and is
+    # split again, from their own full first pages; one that ends leaves a few windows
+    # past it, not many. The last part takes what is left.
+    step = max(SPLIT_TARGET / (inner / seconds), 1.0)
     skip = frozenset(
         row.get("id") for row, time in zip(records, times, strict=True) if time == last
     )
     windows = []
     since = last
     while since < until:
-        part_until = min(since + dt.timedelta(seconds=step), until)
+        part_until = since + dt.timedelta(seconds=math.ceil(step))
+        if part_until >= until or len(windows) == MOST_PARTS - 1:
+            part_until = until
         windows.append(Window(since, part_until, skip if since == last else frozenset()))
-        since = part_until
+        since, step = part_until, step * 2
     if window.until is None:
         windows[-1] = Window(windows[-1].since, None, windows[-1].skip_ids)
     return windows

@@ -19,7 +19,16 @@ import responses
 
 from tap_pipedrive.client import PipedriveStream
 from tap_pipedrive.pacing import Pacer
-from tap_pipedrive.pipeline import SPARE_ON_WIRE, PageChain, TimeWindows, Window, split_overflow
+from tap_pipedrive.pipeline import (
+    CURSOR_UP_TO,
+    MOST_PARTS,
+    SPARE_ON_WIRE,
+    SPLIT_TARGET,
+    PageChain,
+    TimeWindows,
+    Window,
+    split_overflow,
+)
 from tap_pipedrive.tap import TapPipedrive
 from tap_pipedrive.timeutil import UTC, parse_datetime
 
@@ -325,7 +334,9 @@ def test_a_window_that_meets_a_burst_of_edits_is_split_not_paged_through(
     pages_by_cursor = Counter(
         (p.get("updated_since"), p.get("updated_until")) for p in account.requests if "cursor" in p
     )
-    assert max(pages_by_cursor.values(), default=0) <= 1  # no window read page by page
+    # No window's cursor read more than the three pages a split leaves it (the burst in
+    # one window would take eight).
+    assert max(pages_by_cursor.values(), default=0) <= CURSOR_UP_TO // 500
     assert len(account.requests) <= len(times) / 400 + 12
 
 
@@ -337,15 +348,21 @@ def test_a_window_is_split_by_the_density_of_its_first_page_not_of_a_bulk_edit()
     page = {"data": rows, "additional_data": {"next_cursor": "more"}}
     parts = split_overflow(window, page, "update_time")
     assert parts is not None
-    # 9,100 s left at 0.5 a second (the bulk edit left out): about 4,500 records, so five
-    # windows of about 900 records, the first without the records of 900 s already read.
-    assert len(parts) == 5
+    # 9,100 s left at 0.5 a second (the bulk edit left out): a first window of about
+    # SPLIT_TARGET records, without the records of 900 s already read, then windows of
+    # twice the time of the one before, the last taking what is left.
     assert parts[0].since == _at(900)
     assert parts[0].skip_ids == {1000 + i for i in range(50)}
     assert all(part.skip_ids == frozenset() for part in parts[1:])
+    spans = [(part.until - part.since).total_seconds() for part in parts]
+    assert abs(spans[0] * 0.5 - SPLIT_TARGET) < 0.02 * SPLIT_TARGET
+    assert spans[1] == pytest.approx(2 * spans[0], abs=1)
     assert parts[-1].until == window.until
     for before, after in itertools.pairwise(parts):
         assert before.until == after.since
+    # However long the rest, at most MOST_PARTS windows.
+    long_window = Window(_at(0), _at(10**9))
+    assert len(split_overflow(long_window, page, "update_time") or []) == MOST_PARTS
     # A rest of about three pages is left to the cursor; a single second cannot be split;
     # a window without more pages has no rest.
     assert split_overflow(Window(_at(0), _at(3_000)), page, "update_time") is None
