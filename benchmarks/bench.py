@@ -139,6 +139,7 @@ class SandboxProcess:
         latency_ms: int = 0,
         burst_limit: int = 0,
         render_cache: bool = False,
+        bulk_edit: int = 0,
     ):
         self.cmd = [
             sys.executable,
@@ -157,6 +158,8 @@ class SandboxProcess:
             self.cmd += ["--burst-limit", str(burst_limit)]
         if render_cache:
             self.cmd += ["--render-cache"]
+        if bulk_edit:
+            self.cmd += ["--bulk-edit", str(bulk_edit)]
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.token = "sandbox-token"
@@ -676,6 +679,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--burst-limit", type=int, default=0, help="sandbox 429 past B requests/2 s")
     p.add_argument("--no-floor", action="store_true", help="skip the floor and the core run")
     p.add_argument(
+        "--bulk-edit",
+        type=int,
+        default=0,
+        metavar="N",
+        help="sandbox: N deals edited in one mass update, four a second (a burst of edits)",
+    )
+    p.add_argument(
         "--warm-sandbox",
         action="store_true",
         help="sandbox keeps rendered records in memory, filled by one untimed run first",
@@ -728,7 +738,7 @@ def bench(args: argparse.Namespace, scale: float, logs: Path) -> int:
 
     started = time.perf_counter()
     with SandboxProcess(
-        args.seed, scale, args.latency_ms, args.burst_limit, args.warm_sandbox
+        args.seed, scale, args.latency_ms, args.burst_limit, args.warm_sandbox, args.bulk_edit
     ) as sandbox:
         results["sandbox"]["startup_s"] = time.perf_counter() - started
         results["sandbox"]["command"] = " ".join(sandbox.cmd[1:])

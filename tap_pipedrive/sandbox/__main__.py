@@ -29,6 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--token", default="sandbox-token")
     p.add_argument(
+        "--bulk-edit",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N deals edited four a second in one mass update (benchmarks: a burst of edits)",
+    )
+    p.add_argument(
         "--render-cache",
         action="store_true",
         help="keep every record rendered once in memory (benchmarks: a cheaper sandbox)",
@@ -134,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         port=a.port,
         faults=faults,
         render_cache=a.render_cache,
+        bulk_edit=a.bulk_edit,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

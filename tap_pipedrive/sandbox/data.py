@@ -449,7 +449,7 @@ class CustomField:
 class Dataset:
     """All tables of one fake account, generated from (seed, scale) only: no wall clock."""
 
-    def __init__(self, seed: int = 1, scale: float = 1.0) -> None:
+    def __init__(self, seed: int = 1, scale: float = 1.0, bulk_edit: int = 0) -> None:
         self.seed = seed
         self.scale = scale
         rng = random.Random(seed)
@@ -474,6 +474,8 @@ class Dataset:
         for t in self.tables.values():
             if t.name in BASE_COUNTS or t.name in ("files", "projects", "tasks"):
                 self._cluster_update_times(rng, t)
+        if bulk_edit:
+            self._bulk_edit(random.Random(f"{seed}|bulk-edit"), self.tables["deals"], bulk_edit)
         self.max_seeded = max(max(t.upd) for t in self.tables.values() if len(t))
         self.custom_fields = {e: self._make_custom_fields(e) for e in CUSTOM_FIELD_DEFS}
         self.custom_fields["lead"] = self.custom_fields["deal"]
@@ -671,6 +673,16 @@ class Dataset:
                 t.upd[i] = v
                 if t.add[i] > v:
                     t.add[i] = v
+
+    @staticmethod
+    def _bulk_edit(rng: random.Random, t: Table, n: int) -> None:
+        """A mass update, as a workflow or an import makes one (benchmarks only): `n` live
+        records of `t` edited four a second, from 200 days before the data set ends."""
+        live = [i for i in range(len(t)) if not t.flags[i] & (DELETED | ARCHIVED)]
+        start = EPOCH_END - 200 * 86400
+        for k, i in enumerate(sorted(rng.sample(live, min(n, len(live))))):
+            t.upd[i] = start + k // 4
+            t.add[i] = min(t.add[i], t.upd[i])
 
     def _make_custom_fields(self, entity: str) -> list[CustomField]:
         out = []

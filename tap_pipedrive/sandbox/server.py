@@ -1604,10 +1604,11 @@ class Sandbox:
         port: int = 0,
         faults: Faults | None = None,
         render_cache: bool = False,
+        bulk_edit: int = 0,
     ) -> None:
         self.seed, self.scale, self.token, self.host, self.port = seed, scale, token, host, port
         self.faults = faults or Faults()
-        self.data = Dataset(seed, scale)
+        self.data = Dataset(seed, scale, bulk_edit)
         if render_cache:
             self.data.render_cache = {}
         self.engine = Engine(self.data)
