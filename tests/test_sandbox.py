@@ -581,6 +581,18 @@ def test_deterministic_from_seed() -> None:
     assert a.goals == b.goals and a.goals != c.goals
 
 
+def test_a_bulk_edit_moves_that_many_deals_into_one_burst_and_nothing_else() -> None:
+    plain, edited = Dataset(7, 0.05), Dataset(7, 0.05, bulk_edit=60)
+    before, after = plain.tables["deals"], edited.tables["deals"]
+    moved = [i for i in range(len(before)) if before.upd[i] != after.upd[i]]
+    assert 55 <= len(moved) <= 60  # a few may already have had that update time
+    times = sorted(after.upd[i] for i in moved)
+    assert times[-1] - times[0] < 15  # four a second: 60 records in 15 s
+    assert all(after.add[i] <= after.upd[i] for i in range(len(after)))
+    assert edited.counts == plain.counts
+    assert list(edited.tables["persons"].upd) == list(plain.tables["persons"].upd)
+
+
 def test_cli_prints_url_and_exits_cleanly() -> None:
     proc = subprocess.Popen(
         [
