@@ -44,6 +44,7 @@ from tap_pipedrive.errors import (
     RunHalted,
 )
 from tap_pipedrive.pipeline import (
+    PAGES_WAITING,
     SPARE_ON_WIRE,
     PageChain,
     ReadAhead,
@@ -340,10 +341,12 @@ class WindowPaginator(_PipedrivePaginator):
 
 @dataclass(eq=False)
 class _WindowRead:
-    """A time window due to be written, and its pages' chain once started."""
+    """A time window due to be written, and its pages' chain once started; `split_off`
+    when it is part of a window that was split."""
 
     window: Window
     chain: PageChain | None = None
+    split_off: bool = False
 
 
 class PipedriveStream(RESTStream[t.Any]):
@@ -1274,7 +1277,7 @@ class PipedriveV2Stream(PipedriveStream):
                     read.chain.end_here()
                     at = next((i for i, due in enumerate(in_flight) if due is read), -1)
                     for offset, part in enumerate(parts, start=at + 1):
-                        in_flight.insert(offset, _WindowRead(part))
+                        in_flight.insert(offset, _WindowRead(part, split_off=True))
                 fill()
 
         def start(read: _WindowRead) -> PageChain:
@@ -1292,12 +1295,17 @@ class PipedriveV2Stream(PipedriveStream):
                     return
                 wanted = min(self.in_flight_wanted() + SPARE_ON_WIRE, self.concurrency)
                 # Windows split off are written before any window begun after them: they
-                # go on the wire first, whatever pages of those later ones already wait.
+                # go on the wire first, whatever pages of those later ones already wait,
+                # and are held to `PAGES_WAITING` begun of their own.
                 on_wire = sum(1 for due in in_flight if due.chain and not due.chain.has_page())
+                parts_begun = sum(1 for due in in_flight if due.split_off and due.chain)
                 for due in in_flight:
-                    if on_wire < wanted and due.chain is None:
+                    if on_wire >= wanted or parts_begun >= PAGES_WAITING:
+                        break
+                    if due.chain is None:
                         start(due)
                         on_wire += 1
+                        parts_begun += 1
                 started = [due.chain for due in in_flight if due.chain is not None]
                 for _ in range(read_ahead.to_start(started, wanted)):
                     window = windows.next()
