@@ -1095,14 +1095,19 @@ class PipedriveV1Stream(PipedriveStream):
         # Pages are started by the writer as it takes one and by each page as it answers.
         lock = threading.RLock()
         reading = True
+        # A page has answered that the list ends there (or reaches the bookmark): every
+        # offset not yet requested lies past it, and the writer stops at that page.
+        end_seen = False
 
         def fill(answer: requests.Response | None = None) -> None:
-            nonlocal next_start
+            nonlocal next_start, end_seen
             with lock:
-                if not reading:
+                if not reading or end_seen:
                     return
                 if answer is not None and self.get_new_paginator().get_next(answer) is None:
+                    end_seen = True
                     self._tap.room_on_wire()  # type: ignore[attr-defined]
+                    return
                 wanted = min(self.in_flight_wanted() + SPARE_ON_WIRE, self.concurrency)
                 chains = [chain for _, chain in in_flight]
                 # The guess counts from the page last written: those started since count too.
