@@ -1114,7 +1114,9 @@ class PipedriveV1Stream(PipedriveStream):
                 not_started = max(pages_left(previous) - len(in_flight), 0)
                 for _ in range(min(read_ahead.to_start(chains, wanted), not_started)):
                     token = (since, next_start) if keyset else next_start
-                    chain = self.new_chain(context, _OnePage(token), on_first_page=fill)
+                    chain = self.new_chain(
+                        context, _OnePage(token), on_page=lambda _, answer: fill(answer)
+                    )
                     in_flight.append((next_start, chain))
                     next_start += step
                     chain.start()
@@ -1262,9 +1264,7 @@ class PipedriveV2Stream(PipedriveStream):
         newest = self.new_chain(
             context,
             _OnePage(_NEWEST),
-            on_first_page=lambda response: windows.end_before(
-                self._newest_time(payload_of(response))
-            ),
+            on_page=lambda _, response: windows.end_before(self._newest_time(payload_of(response))),
         ).start()
 
         def answered(read: _WindowRead, number: int, response: requests.Response) -> None:

@@ -123,11 +123,9 @@ class PageChain:
         max_pages: int | None = None,
         inline: bool = False,
         name: str = "page-chain",
-        on_first_page: t.Callable[[requests.Response], None] | None = None,
         on_page: t.Callable[[int, requests.Response], None] | None = None,
     ) -> None:
         self.fetch = fetch
-        self.on_first_page = on_first_page
         self.on_page = on_page
         self._ended = False
         self.paginator = paginator
@@ -224,10 +222,8 @@ class PageChain:
         self._ended = True
 
     def _page_here(self, number: int, response: requests.Response) -> None:
-        """Tell `on_first_page` and `on_page`, once the page is in the queue: `has_page()`
-        is then true for whoever a callback asks about this chain."""
-        if number == 1 and self.on_first_page is not None:
-            self.on_first_page(response)
+        """Tell `on_page`, once the page is in the queue: `has_page()` is then true for
+        whoever the callback asks about this chain."""
         if self.on_page is not None:
             self.on_page(number, response)
 
