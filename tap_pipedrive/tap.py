@@ -201,6 +201,9 @@ class TapPipedrive(Tap):
                 raise self.halted from None  # the failure that halted the run
             raise
         finally:
+            # Records written after the last STATE (a stop mid-stream) still reach stdout.
+            with contextlib.suppress(OSError, ValueError):
+                self.message_writer.flush()  # type: ignore[attr-defined]
             for _, _, head in self._heads.values():
                 head.stop()
             self._heads.clear()

@@ -14,7 +14,7 @@ import pytest
 from singer_sdk.singerlib import RecordMessage, SchemaMessage, StateMessage
 
 from tap_pipedrive.client import decode_json
-from tap_pipedrive.writer import BufferedSingerWriter, encode_record
+from tap_pipedrive.writer import BLOCK_BYTES, BufferedSingerWriter, encode_record
 
 RECORD: dict[str, t.Any] = {
     "id": 7,
@@ -101,3 +101,25 @@ def test_a_state_is_flushed_to_the_target_at_once(
         assert path.read_bytes() == b""
         writer.write_message(StateMessage({"bookmarks": {}}))
         assert path.read_bytes().count(b"\n") == 2
+
+
+def test_records_go_out_in_blocks_and_the_rest_on_flush(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A block leaves once it holds `BLOCK_BYTES`; what is left leaves on `flush`, which
+    the tap calls however the run ends."""
+    path = tmp_path / "stdout"
+    prefix, suffix = b'{"type":"RECORD","stream":"notes","record":', b"}\n"
+    record = {"id": 1, "content": "x" * 1000}
+    per_line = len(prefix + encode_record(record) + suffix)
+    with path.open("w", encoding="utf-8") as out:
+        monkeypatch.setattr(sys, "stdout", out)
+        writer = BufferedSingerWriter()
+        lines = BLOCK_BYTES // per_line + 10
+        for _ in range(lines):
+            writer.write_record(prefix, record, suffix)
+        out.flush()
+        assert 0 < path.read_bytes().count(b"\n") < lines
+        writer.flush()
+        out.flush()
+        assert path.read_bytes().count(b"\n") == lines
