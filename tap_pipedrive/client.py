@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from functools import cached_property
 from http import HTTPStatus
 
-import msgspec.json
 import requests
 from singer_sdk import RESTStream, SchemaDirectory, StreamSchema
 from singer_sdk.exceptions import RetriableAPIError
@@ -68,7 +67,6 @@ if t.TYPE_CHECKING:
 DEFAULT_HOST = "https://api.pipedrive.com"
 MAX_PAGE_SIZE = 500
 _PAYLOAD_ATTR = "_pipedrive_payload"
-_msgspec_decode = msgspec.json.Decoder().decode
 _COMPANY_DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 SCHEMAS = SchemaDirectory(schemas)
@@ -126,25 +124,17 @@ def utc_now_text() -> str:
     return format_datetime(dt.datetime.now(UTC).replace(microsecond=0))
 
 
-def decode_json(body: bytes) -> t.Any:
-    """A JSON body, parsed by msgspec (a third faster than the standard library on a page
-    of 500 deals); what it refuses and the standard library reads (`NaN`, a lone
-    surrogate, a number past a float's range) by the standard library, as before."""
-    try:
-        return _msgspec_decode(body)
-    except msgspec.DecodeError:
-        return json.loads(body)
-
-
 def payload_of(response: requests.Response) -> dict[str, t.Any]:
     """The response's JSON body, parsed once and cached on the response.
 
     Paging and record parsing both read the body; parsing it twice would double the
-    tap's largest per-page cost.
+    tap's largest per-page cost. (The standard library's parser, not msgspec's: msgspec
+    parses a page of 500 deals in two thirds of the time but shares no dict keys between
+    records, and the page then holds 2.8 MB in memory instead of 2.0 MB.)
     """
     payload = getattr(response, _PAYLOAD_ATTR, None)
     if payload is None:
-        payload = decode_json(response.content)
+        payload = json.loads(response.content)
         setattr(response, _PAYLOAD_ATTR, payload)
         # The body is read from the payload from now on: drop the bytes, which would
         # otherwise double what a page held in flight costs in memory.

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from singer_sdk.singerlib import RecordMessage, SchemaMessage, StateMessage
 
-from tap_pipedrive.client import decode_json
 from tap_pipedrive.writer import BLOCK_BYTES, BufferedSingerWriter, encode_record
 
 RECORD: dict[str, t.Any] = {
@@ -54,15 +53,6 @@ def test_values_json_cannot_carry_are_written_as_json_can() -> None:
     }
     line = encode_record({"name": "half \ud800 pair", "ok": "é"})
     assert json.loads(line) == {"name": "half \ud800 pair", "ok": "é"}
-
-
-def test_bodies_the_fast_parser_refuses_are_read_as_before() -> None:
-    assert decode_json(b'{"data":[{"id":1,"v":0.5}]}') == {"data": [{"id": 1, "v": 0.5}]}
-    assert decode_json(b'{"name":"half \\ud800"}') == {"name": "half \ud800"}
-    value = decode_json(b'{"v":NaN}')["v"]
-    assert value != value  # NaN, as json.loads reads it
-    with pytest.raises(ValueError):
-        decode_json(b'{"data": [')
 
 
 def write_all(writer: BufferedSingerWriter) -> None:
