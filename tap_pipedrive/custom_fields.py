@@ -51,8 +51,8 @@ COMPANIONS: dict[str, dict[str, dict[str, t.Any]]] = {
     "address": dict.fromkeys(ADDRESS_PARTS, _STRING),
 }
 
-#: v2 object keys that hold the main value rather than a companion.
-_MAIN_KEYS = ("value", "from", "start")
+#: v2 object keys that hold the main value rather than a companion, the first present:
+#: "value", "from", "start" (spelt out in `CustomFieldLayout.apply_v2`).
 
 
 def snake_case(name: str) -> str:
@@ -162,10 +162,48 @@ _CONVERT: dict[str, t.Callable[[t.Any], t.Any]] = {
     "double": _as_float,
     "monetary": _as_float,
 }
-#: Field types whose option labels go beside the ids.
-_LABELLED = frozenset(("enum", "set"))
 #: Field types whose v2 value is an object to keep whole (read by `_as_int`).
 _OBJECT_VALUED = frozenset(("user", "org", "people"))
+
+
+class _FieldWriter:
+    """How one custom field's value is written into a record, with every per-field choice
+    (conversion, label column, column names of its parts) made once, not per record."""
+
+    __slots__ = ("column", "convert", "label_column", "labels_column", "object_valued",
+                 "options", "part_columns")  # fmt: skip
+
+    def __init__(self, custom: CustomField, *, labels: bool) -> None:
+        self.column = custom.column
+        self.convert = _CONVERT.get(custom.field_type)
+        self.object_valued = custom.field_type in _OBJECT_VALUED
+        self.options = custom.options
+        kind = custom.field_type if labels else None
+        self.label_column = f"{custom.column}_label" if kind == "enum" else None
+        self.labels_column = f"{custom.column}_labels" if kind == "set" else None
+        self.part_columns = {suffix: f"{custom.column}_{suffix}" for suffix in custom.companions}
+
+    def write(self, row: dict[str, t.Any], value: t.Any, parts: dict[str, t.Any] | None) -> None:
+        """Runs for every custom value of every record."""
+        if value == "":
+            value = None
+        if self.convert is not None:
+            value = self.convert(value)
+        row[self.column] = value
+        if parts:
+            columns = self.part_columns
+            for suffix, part in parts.items():
+                column = columns.get(suffix)
+                if column is None:
+                    column = columns[suffix] = f"{self.column}_{suffix}"
+                row[column] = None if part == "" else part
+        if self.label_column is not None:
+            row[self.label_column] = self.options.get(value) if value is not None else None
+        elif self.labels_column is not None:
+            options = self.options
+            row[self.labels_column] = (
+                [options.get(option, str(option)) for option in value] if value else None
+            )
 
 
 class CustomFieldLayout:
@@ -175,6 +213,12 @@ class CustomFieldLayout:
         self.fields = fields
         self.labels = labels
         self.by_key = {f.key: f for f in fields}
+        self._writers = {f.key: _FieldWriter(f, labels=labels) for f in fields}
+        #: v1: each field's key, writer and the keys of its parts beside it.
+        self._v1 = [
+            (f.key, self._writers[f.key], tuple((s, f"{f.key}_{s}") for s in f.companions))
+            for f in fields
+        ]
 
     def schema_properties(self) -> dict[str, dict[str, t.Any]]:
         properties: dict[str, dict[str, t.Any]] = {}
@@ -184,56 +228,37 @@ class CustomFieldLayout:
 
     def apply_v1(self, row: dict[str, t.Any]) -> None:
         """Top-level `K`, `K_<part>` -> `<column>`, `<column>_<part>`, typed."""
-        for custom in self.fields:
-            if custom.key not in row:
+        for key, writer, part_keys in self._v1:
+            if key not in row:
                 continue
-            value = row.pop(custom.key)
-            parts = {
-                suffix: row.pop(f"{custom.key}_{suffix}", None) for suffix in custom.companions
-            }
-            self._write(row, custom, value, parts)
+            value = row.pop(key)
+            parts = {suffix: row.pop(part_key, None) for suffix, part_key in part_keys}
+            writer.write(row, value, parts)
 
     def apply_v2(self, row: dict[str, t.Any]) -> None:
         """`custom_fields: {K: value or {value, <part>...}}` -> the same columns as v1."""
         values = row.pop("custom_fields", None)
         if not values:
             return
+        writers = self._writers
         for key, value in values.items():
-            custom = self.by_key.get(key)
-            parts: dict[str, t.Any] = {}
-            if isinstance(value, dict) and not (custom and custom.field_type in _OBJECT_VALUED):
-                main_key = next((k for k in _MAIN_KEYS if k in value), None)
+            writer = writers.get(key)
+            parts: dict[str, t.Any] | None = None
+            if isinstance(value, dict) and (writer is None or not writer.object_valued):
+                main_key = (
+                    "value" if "value" in value
+                    else "from" if "from" in value
+                    else "start" if "start" in value
+                    else None
+                )  # fmt: skip
                 parts = {k: v for k, v in value.items() if k != main_key}
                 value = value.get(main_key) if main_key else None
-                if custom is None and "id" in parts and value is None:
+                if writer is None and "id" in parts and value is None:
                     value, parts = parts.pop("id"), {}
-            if custom is None:
+            if writer is None:
                 # Added in Pipedrive after the field list was read: keep it, untyped.
                 row[key] = value
-                for suffix, part in parts.items():
+                for suffix, part in (parts or {}).items():
                     row[f"{key}_{suffix}"] = part
                 continue
-            self._write(row, custom, value, parts)
-
-    def _write(
-        self, row: dict[str, t.Any], custom: CustomField, value: t.Any, parts: dict[str, t.Any]
-    ) -> None:
-        """Runs for every custom value of every record: the per-type choices are made once,
-        in `_CONVERT` and `_LABELLED`."""
-        column, field_type = custom.column, custom.field_type
-        if value == "":
-            value = None
-        convert = _CONVERT.get(field_type)
-        if convert is not None:
-            value = convert(value)
-        row[column] = value
-        if parts:
-            for suffix, part in parts.items():
-                row[f"{column}_{suffix}"] = None if part == "" else part
-        if self.labels and field_type in _LABELLED:
-            if field_type == "enum":
-                row[f"{column}_label"] = custom.options.get(value) if value is not None else None
-            else:
-                row[f"{column}_labels"] = (
-                    [custom.options.get(option, str(option)) for option in value] if value else None
-                )
+            writer.write(row, value, parts)
