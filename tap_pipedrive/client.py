@@ -51,6 +51,7 @@ from tap_pipedrive.pipeline import (
     TimeWindows,
     Window,
     split_overflow,
+    windows_to_start,
 )
 from tap_pipedrive.recents import CLOCK_MARGIN, reach_floor
 from tap_pipedrive.timeutil import (
@@ -1256,8 +1257,7 @@ class PipedriveV2Stream(PipedriveStream):
         # The windows begun or due, in the order they are written: a window's chain is
         # started when there is room on the wire, earliest first.
         in_flight: deque[_WindowRead] = deque()
-        read_ahead = ReadAhead()
-        # Windows are started by the writer as it takes one and by each window as it
+        # Windows are started by the writer as it takes a page and by each window as it
         # answers: waiting for the writer to drain windows that came back together before
         # sending more would leave the burst limit unused.
         lock = threading.RLock()
@@ -1315,7 +1315,7 @@ class PipedriveV2Stream(PipedriveStream):
                         on_wire += 1
                         parts_begun += 1
                 started = [due.chain for due in in_flight if due.chain is not None]
-                for _ in range(read_ahead.to_start(started, wanted)):
+                for _ in range(windows_to_start(started, wanted)):
                     window = windows.next()
                     if window is None:
                         self._tap.room_on_wire()  # type: ignore[attr-defined]
@@ -1336,10 +1336,9 @@ class PipedriveV2Stream(PipedriveStream):
             yield first
             while (taken := next_window()) is not None:
                 window, chain = taken
-                pages = read_ahead.pages(chain)
-                for number, response in enumerate(pages):
-                    if number == 0:
-                        fill()  # the writer took a window: room for one more
+                pages = chain.pages()
+                for response in pages:
+                    fill()  # the writer took a page: room for another
                     data = payload_of(response).get("data") or []
                     if window.skip_ids:
                         data = [row for row in data if row.get("id") not in window.skip_ids]

@@ -22,12 +22,14 @@ from tap_pipedrive.pacing import Pacer
 from tap_pipedrive.pipeline import (
     CURSOR_UP_TO,
     MOST_PARTS,
+    PAGES_WAITING,
     SPARE_ON_WIRE,
     SPLIT_TARGET,
     PageChain,
     TimeWindows,
     Window,
     split_overflow,
+    windows_to_start,
 )
 from tap_pipedrive.tap import TapPipedrive
 from tap_pipedrive.timeutil import UTC, parse_datetime
@@ -185,6 +187,32 @@ def test_an_empty_window_makes_the_next_one_open_ended() -> None:
     windows.observe_page(first, {"data": None, "additional_data": {}}, "update_time")
     assert windows.next() == Window(_at(400), None)
     assert windows.next() is None
+
+
+class _ChainState:
+    """What `windows_to_start` reads of a window's chain."""
+
+    def __init__(self, *, fetching: bool, waiting: int) -> None:
+        self._fetching, self._waiting = fetching, waiting
+
+    def fetching(self) -> bool:
+        return self._fetching
+
+    def pages_waiting(self) -> int:
+        return self._waiting
+
+
+def test_windows_start_while_the_wire_has_room_and_few_pages_are_held() -> None:
+    """Requests on the wire and pages answered are counted, not windows: a window that has
+    answered and fetches its second page still holds a place on the wire."""
+    on_wire, done = _ChainState(fetching=True, waiting=0), _ChainState(fetching=False, waiting=1)
+    assert windows_to_start([], wanted=6) == 6
+    assert windows_to_start([on_wire] * 4, wanted=6) == 2
+    answered_and_fetching = _ChainState(fetching=True, waiting=1)
+    assert windows_to_start([answered_and_fetching] * 3, wanted=6) == 2  # 8 - 3 held - 3 sent
+    assert windows_to_start([done] * (PAGES_WAITING - 2), wanted=6) == 2
+    assert windows_to_start([done] * PAGES_WAITING, wanted=6) == 0  # the writer sets the pace
+    assert windows_to_start([on_wire] * 9, wanted=6) == 0
 
 
 # -- a small account behind `responses` ---------------------------------------------------
