@@ -169,19 +169,3 @@ def test_a_list_read_in_sequence_is_fetched_before_its_turn(
     written = {m["record"]["id"] for m in map(json.loads, out.getvalue().splitlines())
                if m["type"] == "RECORD" and m["stream"] == "products"}  # fmt: skip
     assert written == products
-
-
-def test_tasks_are_read_as_two_lists_done_and_not_done(tmp_path: Path) -> None:
-    """`/api/v2/tasks` has no time filter to split it by: it is read as tasks done and not
-    done, two lists side by side, which together hold every task once."""
-    with Sandbox(seed=21, scale=1.0) as sandbox:
-        config = {"api_key": sandbox.token, "api_url": sandbox.url, "start_date": START}
-        catalog = select(discover(tmp_path, config), ["tasks"])
-        sandbox.reset_requests()
-        run = run_tap(tmp_path, config, catalog=catalog)
-        asked = [q.get("is_done") for _, path, q, _ in sandbox.requests if path == "/api/v2/tasks"]
-        truth = sandbox.truth("tasks", START)
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert sorted(asked) == ["false", "true"]
-    ids = [record["id"] for record in run.records("tasks")]
-    assert len(ids) == len(set(ids)) and set(ids) == truth
