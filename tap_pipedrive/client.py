@@ -69,7 +69,7 @@ DEFAULT_HOST = "https://api.pipedrive.com"
 MAX_PAGE_SIZE = 500
 _PAYLOAD_ATTR = "_pipedrive_payload"
 #: Pages of a list read in sequence fetched before its turn (see `head_chain`).
-SEQUENCE_AHEAD = 6
+SEQUENCE_AHEAD = 4
 _COMPANY_DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 SCHEMAS = SchemaDirectory(schemas)
