@@ -256,7 +256,6 @@ class TapPipedrive(Tap):
         """
         self._heads = {}
         self._head_plan = []
-        self._in_sequence_ahead: set[str] = set()
         if self.concurrency <= 1:
             return
         planned: set[str] = set()
@@ -284,20 +283,11 @@ class TapPipedrive(Tap):
                 continue  # it will be skipped: nothing to request ahead
             for context in stream.partitions or [None]:
                 plan(stream, context)
-        # Lists read in sequence (a page per round trip) start at once, two pages each:
-        # their turn may come last, with nothing beside them to keep the wire busy.
-        for key, stream, context in [entry for entry in self._head_plan if _in_sequence(entry)]:
-            self._head_plan.remove((key, stream, context))
-            self._heads[key] = (stream, context, stream.head_chain(context).start())
-            self._in_sequence_ahead.add(key)
         self._head_plan.reverse()  # popped from the end
         self._start_next_heads()
 
     def _start_next_heads(self) -> None:
-        def ahead() -> int:
-            return sum(1 for key in self._heads if key not in self._in_sequence_ahead)
-
-        while self._head_plan and ahead() < min(self.concurrency, HEADS_AHEAD):
+        while self._head_plan and len(self._heads) < min(self.concurrency, HEADS_AHEAD):
             key, stream, context = self._head_plan.pop()
             self._heads[key] = (stream, context, stream.head_chain(context).start())
 
@@ -315,11 +305,7 @@ class TapPipedrive(Tap):
             for key, (stream, context, head) in list(self._heads.items()):
                 if not head.has_page():
                     continue
-                if (
-                    head.paginator.finished
-                    or stream.reads_in_sequence
-                    or not stream.splits_pay_off()
-                ):
+                if head.paginator.finished or not stream.splits_pay_off():
                     continue  # one page, or read as one chain: nothing to start early
                 # The next heads are started by the writer's thread (`take_head`): starting
                 # one settles its stream's bookmark in the state the writer serialises.
@@ -490,10 +476,6 @@ class TapPipedrive(Tap):
                 entity,
             )
             return []
-
-
-def _in_sequence(entry: tuple[str, PipedriveStream, Context | None]) -> bool:
-    return entry[1].reads_in_sequence
 
 
 def _head_key(stream_name: str, context: Context | None) -> str:

@@ -5,7 +5,6 @@ keep every STATE resumable."""
 from __future__ import annotations
 
 import itertools
-import json
 import typing as t
 from pathlib import Path
 
@@ -135,37 +134,3 @@ def test_a_run_killed_midway_resumes_without_losing_a_deal_or_its_products(
     assert first.ids("deals") | resumed.ids("deals") == expected_deals
     expected_products = distant.truth("deal_products", START)
     assert first.ids("deal_products") | resumed.ids("deal_products") == expected_products
-
-
-def test_a_list_read_in_sequence_is_fetched_before_its_turn(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A list only its cursor can page through (a v2 list without `updated_until`, such as
-    products) has its pages fetched while the streams before it are read. Read when its
-    turn came, a page per round trip, it kept the wire idle meanwhile: last in a run, it
-    was its last second."""
-    import contextlib
-    import io
-
-    from tap_pipedrive.streams.crm import ProductsStream
-    from tap_pipedrive.tap import TapPipedrive
-
-    monkeypatch.setattr(ProductsStream, "page_size", 100)
-    with Sandbox(seed=21, scale=1.0) as sandbox:
-        config = {"api_key": sandbox.token, "api_url": sandbox.url, "start_date": START}
-        catalog = select(discover(tmp_path, config), ["deals", "products"])
-        sandbox.set_faults(latency_ms=100)
-        sandbox.reset_requests()
-        tap = TapPipedrive(config=config, catalog=catalog)
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            tap.sync_all()
-        paths = [path for _, path, _, _ in sandbox.requests]
-        products_pages = [at for at, path in enumerate(paths) if path == "/api/v2/products"]
-        deals_pages = [at for at, path in enumerate(paths) if path == "/api/v2/deals"]
-        products = sandbox.truth("products", START)
-    assert len(products_pages) >= 2 and len(deals_pages) >= 4, paths
-    assert max(products_pages) < max(deals_pages), paths  # all fetched while deals was read
-    written = {m["record"]["id"] for m in map(json.loads, out.getvalue().splitlines())
-               if m["type"] == "RECORD" and m["stream"] == "products"}  # fmt: skip
-    assert written == products
