@@ -51,9 +51,6 @@ COMPANIONS: dict[str, dict[str, dict[str, t.Any]]] = {
     "address": dict.fromkeys(ADDRESS_PARTS, _STRING),
 }
 
-#: v2 object keys that hold the main value rather than a companion, the first present:
-#: "value", "from", "start" (spelt out in `CustomFieldLayout.apply_v2`).
-
 
 def snake_case(name: str) -> str:
     """`Deal's Region (EU)` -> `deal_s_region_eu`; ASCII letters, digits and `_` only."""
@@ -212,7 +209,6 @@ class CustomFieldLayout:
     def __init__(self, fields: list[CustomField], *, labels: bool) -> None:
         self.fields = fields
         self.labels = labels
-        self.by_key = {f.key: f for f in fields}
         self._writers = {f.key: _FieldWriter(f, labels=labels) for f in fields}
         #: v1: each field's key, writer and the keys of its parts beside it.
         self._v1 = [
@@ -245,6 +241,7 @@ class CustomFieldLayout:
             writer = writers.get(key)
             parts: dict[str, t.Any] | None = None
             if isinstance(value, dict) and (writer is None or not writer.object_valued):
+                # The main value is under the first of these keys; the rest are its parts.
                 main_key = (
                     "value" if "value" in value
                     else "from" if "from" in value

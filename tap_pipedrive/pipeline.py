@@ -36,7 +36,8 @@ _M_ARENA_MAX = -8  # glibc's mallopt parameter
 #: Parts of a list answered and waiting for the writer before no more are started: enough
 #: that answers coming back together do not idle the wire while the writer catches up
 #: (at 250 ms and 40 per 2 s, a 100k backfill took 30.1 s with 8 against 31.1 s with 2),
-#: few enough that a slow writer holds a few MB, not the list.
+#: few enough that a slow writer holds a few MB, not the list. For a v2 list's windows
+#: (`windows_to_start`) it bounds the pages answered and those on their way together.
 PAGES_WAITING = 8
 #: Parts kept on the wire beyond what the round trip needs: an answer is parsed and the
 #: next part chosen before another is sent, and the pacer must not go idle meanwhile.

@@ -42,21 +42,25 @@ _text_encode = json.JSONEncoder(
 _ascii_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_default).encode
 
 
+def _utf8(encode: t.Callable[[t.Any], t.Any], value: t.Any) -> bytes:
+    """`value` encoded by `encode`, as UTF-8 bytes; a string UTF-8 cannot carry (a lone
+    surrogate) makes the whole value go through `_ascii_encode` instead."""
+    try:
+        encoded = encode(value)
+        return encoded if isinstance(encoded, bytes) else encoded.encode("utf-8")
+    except UnicodeEncodeError:
+        return _ascii_encode(value).encode("ascii")
+
+
 def encode_record(record: dict[str, t.Any]) -> bytes:
     """A record as compact JSON in UTF-8: the same JSON values as the standard library
     writes (NaN and infinities, which JSON lacks, as null, as the SDK writes them)."""
-    try:
-        return _msgspec_encode(record)
-    except UnicodeEncodeError:
-        return _ascii_encode(record).encode("ascii")
+    return _utf8(_msgspec_encode, record)
 
 
 def encode_message(message: dict[str, t.Any]) -> bytes:
     """Any other message, encoded as the SDK's writer does (datetimes by `isoformat`)."""
-    try:
-        return _text_encode(message).encode("utf-8")
-    except UnicodeEncodeError:
-        return _ascii_encode(message).encode("ascii")
+    return _utf8(_text_encode, message)
 
 
 #: Bytes of records gathered before they go to stdout in one write. Each write may hand
@@ -80,23 +84,25 @@ class BufferedSingerWriter(SimpleSingerWriter):
         return encode_message(message.to_dict()).decode("utf-8")
 
     def write_message(self, message: Message) -> None:
-        self._block.append(encode_message(message.to_dict()) + b"\n")
+        line = encode_message(message.to_dict()) + b"\n"
         if isinstance(message, RecordMessage):
-            self._block_bytes += len(self._block[-1])
-            if self._block_bytes < BLOCK_BYTES:
-                return
+            self._gather(line)
+            return
+        self._block.append(line)
         self.flush()
-        if not isinstance(message, RecordMessage):
-            try:
-                sys.stdout.flush()
-            except BrokenPipeError:
-                target_stopped_reading()
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            target_stopped_reading()
 
     def write_record(self, prefix: bytes, record: dict[str, t.Any], suffix: bytes) -> None:
         """A RECORD line from its parts: `prefix` + the record as JSON + `suffix`."""
-        line = prefix + encode_record(record) + suffix
-        self._block.append(line)
-        self._block_bytes += len(line)
+        self._gather(prefix, encode_record(record), suffix)
+
+    def _gather(self, *parts: bytes) -> None:
+        """Add to the block (joined once, when it goes out) and send it once it is full."""
+        self._block += parts
+        self._block_bytes += sum(map(len, parts))
         if self._block_bytes >= BLOCK_BYTES:
             self.flush()
 

@@ -58,7 +58,9 @@ def test_values_json_cannot_carry_are_written_as_json_can() -> None:
 def write_all(writer: BufferedSingerWriter) -> None:
     writer.write_message(SchemaMessage("deals", {"type": "object"}, ["id"]))
     writer.write_record(b'{"type":"RECORD","stream":"deals","record":', {"id": 1}, b"}\n")
-    writer.write_message(RecordMessage("deals", {"id": 2}, time_extracted=dt.datetime.now(dt.UTC)))
+    writer.write_message(
+        RecordMessage("deals", {"id": 2}, time_extracted=dt.datetime.now(dt.timezone.utc))
+    )
     writer.write_record(b'{"type":"RECORD","stream":"deals","record":', {"id": 3}, b"}\n")
     writer.write_message(StateMessage({"bookmarks": {"deals": {"x": "ü"}}}))
 
