@@ -8,7 +8,7 @@ import json
 import sys
 import threading
 import typing as t
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import requests
 from singer_sdk import Tap
@@ -166,6 +166,8 @@ class TapPipedrive(Tap):
     halted: BaseException | None = None
     #: What `/v1/recents` listed this run (None: nothing to read, or it failed).
     _recent_changes: RecentChanges | object | None = _UNREAD
+    #: `/v1/recents` being read, begun as the run started.
+    _recents_reading: Future[RecentChanges | None] | None = None
 
     def halt(self, error: BaseException) -> None:
         """Send no further request: one of them failed for good."""
@@ -187,6 +189,7 @@ class TapPipedrive(Tap):
         self.run_started_at = dt.datetime.now(UTC)
         self._recent_changes = _UNREAD
         share_malloc_arenas()
+        self._recents_reading = None
         try:
             super().sync_all()
         except (
@@ -217,11 +220,33 @@ class TapPipedrive(Tap):
 
     def recent_changes(self) -> RecentChanges | None:
         """What `/v1/recents` lists for every selected stream that needs it, read once per
-        run (on first need), from the earliest time any of them needs; None if it cannot
-        be read (then deletions are skipped and no stream is skipped)."""
-        if self._recent_changes is not _UNREAD:
-            return t.cast("RecentChanges | None", self._recent_changes)
-        self._recent_changes = None
+        run, from the earliest time any of them needs; None if it cannot be read (then
+        deletions are skipped and no stream is skipped). Begun as the first stream
+        requests its first page (`_plan_heads`), or read here if needed before."""
+        if self._recents_reading is not None:
+            reading, self._recents_reading = self._recents_reading, None
+            self._recent_changes = reading.result()  # a fatal error is raised here
+        if self._recent_changes is _UNREAD:
+            self._recent_changes = self._read_recents(self._recents_to_read())
+        return t.cast("RecentChanges | None", self._recent_changes)
+
+    def _start_reading_recents(self) -> None:
+        """Begin reading `/v1/recents` beside the first streams' pages, before any stream
+        has moved its bookmark: read from the bookmark a stream had reached, it would miss
+        what was deleted before that stream's newest edit."""
+        plan = self._recents_to_read()
+        if plan is None:
+            self._recent_changes = None
+        elif self.concurrency <= 1:  # nothing runs ahead
+            self._recent_changes = self._read_recents(plan)
+        else:
+            pool = ThreadPoolExecutor(1, thread_name_prefix="recents")
+            self._recents_reading = pool.submit(self._read_recents, plan)
+            pool.shutdown(wait=False)
+
+    def _recents_to_read(self) -> tuple[frozenset[str], dt.datetime] | None:
+        """The item types to ask `/v1/recents` for, and from when: the earliest time any
+        selected stream needs (at most a month back, all it keeps); None if none needs it."""
         items: set[str] = set()
         since: list[dt.datetime | None] = []
         for stream in self.streams.values():
@@ -235,7 +260,15 @@ class TapPipedrive(Tap):
             return None
         floor = reach_floor()
         start = floor if None in since else max(floor, min(t.cast(list[dt.datetime], since)))
-        changes = RecentChanges(since=start, items=frozenset(items))
+        return frozenset(items), start
+
+    def _read_recents(
+        self, plan: tuple[frozenset[str], dt.datetime] | None
+    ) -> RecentChanges | None:
+        if plan is None:
+            return None
+        items, start = plan
+        changes = RecentChanges(since=start, items=items)
         try:
             for entry in RecentsStream(self, items=items, since=start).request_records(None):
                 changes.add(entry)
@@ -244,7 +277,6 @@ class TapPipedrive(Tap):
                 "Cannot read /v1/recents (%s): deletions are not flagged this run", exc
             )
             return None
-        self._recent_changes = changes
         return changes
 
     # -- first pages, requested ahead ---------------------------------------------------
@@ -256,6 +288,8 @@ class TapPipedrive(Tap):
         """
         self._heads = {}
         self._head_plan = []
+        if self._recent_changes is _UNREAD and self._recents_reading is None:
+            self._start_reading_recents()
         if self.concurrency <= 1:
             return
         planned: set[str] = set()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+import datetime as dt
 import json
 import logging
 import re
 import subprocess
+import time
 import typing as t
 from pathlib import Path
 
@@ -307,6 +310,33 @@ def test_deletions_are_flagged_for_every_entity_that_reports_them(tmp_path: Path
             if record.get("_sdc_deleted_at"):
                 assert record["_sdc_deleted_at"].endswith("+00:00")
         assert not any(r.get("_sdc_deleted_at") for r in first.records("persons"))
+
+
+def test_deletions_are_read_from_where_the_stream_started_not_where_it_got_to(
+    tmp_path: Path,
+) -> None:
+    """A monthly run of persons alone: one person deleted, then another edited. The edit
+    moves the bookmark past the deletion as the stream reads, yet `/v1/recents` is read
+    from the bookmark the run started from (at most a month back), so the deletion is
+    flagged."""
+    with Sandbox(seed=19, scale=0.02) as live:
+        config = {"api_key": live.token, "api_url": live.url, "start_date": START_DATE}
+        catalog = select(discover(tmp_path, config), ["persons"])
+        first = run_tap(tmp_path, config, catalog=catalog)
+        assert first.returncode == 0, first.stderr[-2000:]
+        [victim] = sorted(first.ids("persons"))[:1]
+        live.delete("persons", [victim])
+        time.sleep(1.1)  # the edit a second after the deletion
+        [edited] = live.touch("persons", n=1)
+        state = copy.deepcopy(first.final_state)
+        bookmark = state["bookmarks"]["persons"]
+        last_sync = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=40)
+        bookmark["synced_at"] = last_sync.isoformat()  # too long ago to skip the stream
+        second = run_tap(tmp_path, config, state=state, catalog=catalog)
+        assert second.returncode == 0, second.stderr[-2000:]
+        assert edited in second.ids("persons")
+        flagged = {r["id"] for r in second.records("persons") if r.get("_sdc_deleted_at")}
+        assert victim in flagged
 
 
 EXPECTED_TYPES = {
