@@ -8,6 +8,7 @@ that are not JSON) and stop with one clear line on what is not (401, 402, 403, 4
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import email.utils
@@ -332,10 +333,23 @@ class _OnePage(BaseAPIPaginator[t.Any]):
 
 
 class WindowPaginator(_PipedrivePaginator):
-    """The cursor pages of one time window: the token is `(window, cursor)`."""
+    """The cursor pages of one time window: the token is `(window, cursor)`. The window
+    ends at the first page that reaches its `until`, whether or not the server applied
+    it: a list without an `updated_until` filter (or a server that ignores it) answers
+    the next windows' records after this one's, and they are not this window's to read."""
 
-    def __init__(self, window: Window) -> None:
+    def __init__(self, window: Window, key: str) -> None:
         super().__init__((window, None))
+        self._key = key
+
+    def get_next(self, response: requests.Response) -> tuple[Window, str] | None:
+        window = self.current_value[0]
+        if window.until is not None:
+            records = payload_of(response).get("data") or []
+            with contextlib.suppress(KeyError, TypeError, ValueError, IndexError):
+                if records and parse_datetime(records[-1][self._key]) >= window.until:
+                    return None
+        return super().get_next(response)
 
     def next_token(self, additional: dict[str, t.Any]) -> tuple[Window, str] | None:
         cursor = additional.get("next_cursor")
@@ -1233,8 +1247,10 @@ class PipedriveV2Stream(PipedriveStream):
     api_version = "v2"
     #: Optional fields the endpoint adds when asked (`include_fields`); the schemas list them.
     include_fields: t.ClassVar[tuple[str, ...]] = ()
-    #: The endpoint's `<` update-time filter, if it has one: a long list is then read as
-    #: time windows, several in flight at once, written one after the other.
+    #: The endpoint's `<` update-time filter, if it has one. A long list sorted by update
+    #: time is read as time windows, several in flight at once, written one after the
+    #: other; without this filter each window's cursor stops at the first page past its
+    #: end, which costs the same requests (that page is the window's last either way).
     updated_until_param: t.ClassVar[str | None] = None
     #: Records a window is sized for: most windows then fit one page of 500.
     window_target: t.ClassVar[int] = 400
@@ -1244,8 +1260,8 @@ class PipedriveV2Stream(PipedriveStream):
     ) -> t.Iterator[requests.Response] | None:
         """The rest of the list as time windows fetched side by side and written in order,
         so records still leave sorted by update time and the bookmark stays resumable;
-        None without an `updated_until` filter or if the page is not sorted as asked."""
-        if not (self.updated_until_param and self.is_sorted):
+        None without an `updated_since` filter or if the page is not sorted as asked."""
+        if not (self.updated_since_param and self.is_sorted):
             return None
         until = dt.datetime.now(UTC).replace(microsecond=0) + dt.timedelta(seconds=1)
         windows = self._windows_after(first, until)
@@ -1291,7 +1307,7 @@ class PipedriveV2Stream(PipedriveStream):
         def start(read: _WindowRead) -> PageChain:
             read.chain = self.new_chain(
                 context,
-                WindowPaginator(read.window),
+                WindowPaginator(read.window, t.cast(str, self.replication_key)),
                 depth=2,  # a window's second page, if any, follows its first
                 on_page=lambda number, response: answered(read, number, response),
             )
@@ -1375,7 +1391,7 @@ class PipedriveV2Stream(PipedriveStream):
         if not (before or past):
             return data, False
         ignored = "updated_since" if before else "updated_until"
-        if self._first_time(f"ignored {ignored}"):
+        if (before or self.updated_until_param) and self._first_time(f"ignored {ignored}"):
             self.logger.warning(
                 "The API ignored `%s` for a time window of %s: records outside the window "
                 "are left to their own window (each written once, in order), at the cost "
@@ -1433,7 +1449,7 @@ class PipedriveV2Stream(PipedriveStream):
         if isinstance(next_page_token, tuple):  # (window, cursor)
             window, next_page_token = next_page_token
             params[self.updated_since_param] = to_query_timestamp(window.since)
-            if window.until is not None:
+            if window.until is not None and self.updated_until_param:
                 params[self.updated_until_param] = to_query_timestamp(window.until)
         if next_page_token:
             params["cursor"] = next_page_token

@@ -315,6 +315,24 @@ def test_a_long_v2_list_is_read_as_windows_in_flight_and_written_in_order() -> N
 
 
 @responses.activate
+def test_a_list_without_updated_until_is_read_as_windows_ended_here(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Products filter by `updated_since` alone: each window's cursor stops at the first
+    page that reaches the next window, whose records it leaves to that window. Every
+    record is written once, in order, in as many requests as with `updated_until`."""
+    account = Account(2_600, ties=3)
+    responses.add_callback(responses.GET, f"{V2}/products", callback=account.v2)
+    records = _sync_records("products")
+    assert _ids(records) == [row["id"] for row in account.selected({})]  # all, once, sorted
+    assert not any("updated_until" in p for p in account.requests)
+    windows = {p["updated_since"] for p in account.requests if "cursor" not in p}
+    assert len(windows) >= 4  # the list was split
+    assert len(account.requests) <= 2600 / 400 + 4  # as with `updated_until` (above)
+    assert "ignored" not in caplog.text  # nothing was ignored: the filter does not exist
+
+
+@responses.activate
 @pytest.mark.parametrize("ignored", ["updated_until", "updated_since"])
 def test_windows_hold_only_their_own_records_even_from_a_server_that_ignores_a_bound(
     ignored: str, caplog: pytest.LogCaptureFixture
