@@ -574,7 +574,7 @@ class PipedriveStream(RESTStream[t.Any]):
         """Every attempt, retries included, is charged before it is sent, and waits for
         its slot under the burst limit."""
         if self._tap.halted is not None:  # type: ignore[attr-defined]
-            raise RunHalted
+            raise RunHalted(self._tap.halted)  # type: ignore[attr-defined]
         self._tap.meter.charge(self.meter_name, self.token_cost)  # type: ignore[attr-defined]
         self._tap.pacer.wait_for_slot()  # type: ignore[attr-defined]
         return super()._request(prepared_request, context)

@@ -43,4 +43,8 @@ class ConnectionFailed(PipedriveError):
 
 class RunHalted(Exception):
     """Raised instead of sending a request after another request of the run failed for
-    good; the tap then reports that first failure (`TapPipedrive.halted`)."""
+    good; the tap then reports that first failure, `cause` (`TapPipedrive.halted`)."""
+
+    def __init__(self, cause: BaseException | None = None) -> None:
+        super().__init__(str(cause) if cause is not None else "")
+        self.cause = cause

@@ -523,8 +523,13 @@ def _one_line(exc: BaseException) -> str:
 def main() -> None:
     """Console entry point: the SDK's CLI, with user-actionable errors as one line."""
     try:
-        check_cli_files(sys.argv[1:])
-        TapPipedrive.cli()
+        try:
+            check_cli_files(sys.argv[1:])
+            TapPipedrive.cli()
+        except RunHalted as exc:  # requests side by side (e.g. at discovery) stopped
+            if exc.cause is None:
+                raise
+            raise exc.cause from None  # reported as the failure that halted them
     except TokenCapReached as exc:
         print(f"tap-pipedrive: {_one_line(exc)}", file=sys.stderr)
         sys.exit(exc.exit_code)
