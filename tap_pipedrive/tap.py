@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import sys
 import threading
 import typing as t
@@ -520,6 +521,15 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
+def _exit_with(line: str, code: int = 1) -> t.NoReturn:
+    """End the run with `line` as the last line on stderr: requests still on their way in
+    other threads log nothing more, and the line is written whole, not cut by theirs."""
+    logging.disable(logging.CRITICAL)
+    sys.stderr.write(f"{line}\n")
+    sys.stderr.flush()
+    sys.exit(code)
+
+
 def main() -> None:
     """Console entry point: the SDK's CLI, with user-actionable errors as one line."""
     try:
@@ -531,38 +541,27 @@ def main() -> None:
                 raise
             raise exc.cause from None  # reported as the failure that halted them
     except TokenCapReached as exc:
-        print(f"tap-pipedrive: {_one_line(exc)}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        _exit_with(f"tap-pipedrive: {_one_line(exc)}", exc.exit_code)
     except PipedriveError as exc:
-        print(f"tap-pipedrive: error: {_one_line(exc)}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        _exit_with(f"tap-pipedrive: error: {_one_line(exc)}", exc.exit_code)
     except requests.exceptions.ConnectionError as exc:
         host = getattr(getattr(exc, "request", None), "url", None)
         host = requests.utils.urlparse(host).netloc if host else "Pipedrive"
-        print(
-            f"tap-pipedrive: error: {ConnectionFailed(f'cannot reach {host} (after retries)')}",
-            file=sys.stderr,
-        )
-        sys.exit(1)
+        failed = ConnectionFailed(f"cannot reach {host} (after retries)")
+        _exit_with(f"tap-pipedrive: error: {failed}")
     except requests.exceptions.Timeout:
-        print(
-            "tap-pipedrive: error: Pipedrive did not answer within request_timeout (after retries)",
-            file=sys.stderr,
+        _exit_with(
+            "tap-pipedrive: error: Pipedrive did not answer within request_timeout (after retries)"
         )
-        sys.exit(1)
     except RetriableAPIError as exc:
-        print(
+        _exit_with(
             f"tap-pipedrive: error: still failing after {PipedriveStream.max_tries} tries: "
-            f"{_one_line(exc)}; the last STATE emitted lets the next run resume",
-            file=sys.stderr,
+            f"{_one_line(exc)}; the last STATE emitted lets the next run resume"
         )
-        sys.exit(1)
     except requests.exceptions.RequestException as exc:
-        print(
+        _exit_with(
             f"tap-pipedrive: error: network error talking to Pipedrive "
-            f"({type(exc).__name__}, after retries)",
-            file=sys.stderr,
+            f"({type(exc).__name__}, after retries)"
         )
-        sys.exit(1)
     except BrokenPipeError:
         target_stopped_reading()

@@ -50,10 +50,12 @@ TOUCHED = {"deals": 4, "persons": 3, "organizations": 2, "activities": 3, "produ
 @pytest.fixture
 def in_process_cli() -> t.Iterator[None]:
     """The SDK's CLI adds a root log handler on the stderr of the moment each time it is
-    built; remove it afterwards, or the next in-process run logs to a closed capture."""
+    built; remove it afterwards, or the next in-process run logs to a closed capture. A
+    run that ends in an error line turns logging off (`_exit_with`): turn it back on."""
     handlers = logging.getLogger().handlers[:]
     yield
     logging.getLogger().handlers[:] = handlers
+    logging.disable(logging.NOTSET)
 
 
 @pytest.fixture(scope="module")
@@ -215,6 +217,7 @@ def test_unreachable_host_ends_in_one_clear_line(
     assert "Traceback" not in stderr
     errors = [line for line in stderr.splitlines() if line.startswith("tap-pipedrive: error")]
     assert errors == ["tap-pipedrive: error: cannot reach 127.0.0.1:9 (after retries)"]
+    assert stderr.splitlines()[-1] == errors[0]  # the last word, whatever else was in flight
     assert config["api_key"] not in stderr
 
 
