@@ -28,7 +28,7 @@ from tap_pipedrive.errors import (
 )
 from tap_pipedrive.inputs import check_cli_files
 from tap_pipedrive.pacing import Pacer
-from tap_pipedrive.pipeline import share_malloc_arenas
+from tap_pipedrive.pipeline import tune_malloc
 from tap_pipedrive.recents import RecentChanges, reach_floor
 from tap_pipedrive.streams import STREAM_TYPES
 from tap_pipedrive.streams.fields import FIELDS_STREAM_OF
@@ -167,7 +167,7 @@ class TapPipedrive(Tap):
     halted: BaseException | None = None
     #: What `/v1/recents` listed this run (None: nothing to read, or it failed).
     _recent_changes: RecentChanges | object | None = _UNREAD
-    #: `/v1/recents` being read, begun as the run started.
+    #: `/v1/recents` being read beside the first pages (begun by `_plan_heads`).
     _recents_reading: Future[RecentChanges | None] | None = None
 
     def halt(self, error: BaseException) -> None:
@@ -189,7 +189,7 @@ class TapPipedrive(Tap):
         self._priming = threading.Lock()
         self.run_started_at = dt.datetime.now(UTC)
         self._recent_changes = _UNREAD
-        share_malloc_arenas()
+        tune_malloc()
         self._recents_reading = None
         try:
             super().sync_all()
@@ -532,6 +532,7 @@ def _exit_with(line: str, code: int = 1) -> t.NoReturn:
 
 def main() -> None:
     """Console entry point: the SDK's CLI, with user-actionable errors as one line."""
+    tune_malloc()  # before discovery's first pages, not only before the sync's
     try:
         try:
             check_cli_files(sys.argv[1:])
