@@ -69,6 +69,8 @@ if t.TYPE_CHECKING:
 DEFAULT_HOST = "https://api.pipedrive.com"
 MAX_PAGE_SIZE = 500
 _PAYLOAD_ATTR = "_pipedrive_payload"
+#: Pages of a list read in sequence fetched before its turn (see `head_chain`).
+SEQUENCE_AHEAD = 4
 _COMPANY_DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 SCHEMAS = SchemaDirectory(schemas)
@@ -650,12 +652,22 @@ class PipedriveStream(RESTStream[t.Any]):
 
     def head_chain(self, context: Context | None) -> PageChain:
         """The stream's first page, to be requested before its turn: held after that page
-        until the stream reads it. The bookmark it starts from is settled first, as the
-        SDK settles it when the stream's turn comes."""
+        until the stream reads it, unless the list is read in sequence (then its first
+        `SEQUENCE_AHEAD` pages). The bookmark it starts from is settled first, as the SDK
+        settles it when the stream's turn comes."""
         self._normalize_bookmark(context)
         if self.replication_key:
             self._write_starting_replication_value(context)
+        if self.reads_in_sequence:
+            paginator = self.get_new_paginator() or SinglePagePaginator()
+            return self.new_chain(context, paginator, depth=SEQUENCE_AHEAD)
         return self.plain_chain(context)
+
+    @property
+    def reads_in_sequence(self) -> bool:
+        """A list of pages that cannot be read in parts side by side: each page waits for
+        the one before it, one round trip each."""
+        return False
 
     def response_pages(self, context: Context | None) -> t.Iterator[requests.Response]:
         """The responses to read, in order: the first page, then either the rest of its
@@ -1254,6 +1266,12 @@ class PipedriveV2Stream(PipedriveStream):
     updated_until_param: t.ClassVar[str | None] = None
     #: Records a window is sized for: most windows then fit one page of 500.
     window_target: t.ClassVar[int] = 400
+
+    @property
+    def reads_in_sequence(self) -> bool:
+        """Without an update-time filter and sort to window it by, a v2 list has only its
+        cursor."""
+        return self.paginated and not (self.updated_since_param and self.is_sorted)
 
     def split_rest(
         self, context: Context | None, first: requests.Response, after_first: t.Any

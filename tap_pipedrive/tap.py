@@ -289,6 +289,7 @@ class TapPipedrive(Tap):
         """
         self._heads = {}
         self._head_plan = []
+        self._in_sequence_ahead: set[str] = set()
         if self._recent_changes is _UNREAD and self._recents_reading is None:
             self._start_reading_recents()
         if self.concurrency <= 1:
@@ -318,11 +319,20 @@ class TapPipedrive(Tap):
                 continue  # it will be skipped: nothing to request ahead
             for context in stream.partitions or [None]:
                 plan(stream, context)
+        # Lists read in sequence (a page per round trip) start at once, two pages each:
+        # their turn may come last, with nothing beside them to keep the wire busy.
+        for key, stream, context in [entry for entry in self._head_plan if _in_sequence(entry)]:
+            self._head_plan.remove((key, stream, context))
+            self._heads[key] = (stream, context, stream.head_chain(context).start())
+            self._in_sequence_ahead.add(key)
         self._head_plan.reverse()  # popped from the end
         self._start_next_heads()
 
     def _start_next_heads(self) -> None:
-        while self._head_plan and len(self._heads) < min(self.concurrency, HEADS_AHEAD):
+        def ahead() -> int:
+            return sum(1 for key in self._heads if key not in self._in_sequence_ahead)
+
+        while self._head_plan and ahead() < min(self.concurrency, HEADS_AHEAD):
             key, stream, context = self._head_plan.pop()
             self._heads[key] = (stream, context, stream.head_chain(context).start())
 
@@ -340,7 +350,11 @@ class TapPipedrive(Tap):
             for key, (stream, context, head) in list(self._heads.items()):
                 if not head.has_page():
                     continue
-                if head.paginator.finished or not stream.splits_pay_off():
+                if (
+                    head.paginator.finished
+                    or stream.reads_in_sequence
+                    or not stream.splits_pay_off()
+                ):
                     continue  # one page, or read as one chain: nothing to start early
                 # The next heads are started by the writer's thread (`take_head`): starting
                 # one settles its stream's bookmark in the state the writer serialises.
@@ -511,6 +525,10 @@ class TapPipedrive(Tap):
                 entity,
             )
             return []
+
+
+def _in_sequence(entry: tuple[str, PipedriveStream, Context | None]) -> bool:
+    return entry[1].reads_in_sequence
 
 
 def _head_key(stream_name: str, context: Context | None) -> str:

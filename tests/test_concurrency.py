@@ -4,13 +4,18 @@ keep every STATE resumable."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
+import json
 import typing as t
 from pathlib import Path
 
 import pytest
 
 from tap_pipedrive.sandbox import Sandbox
+from tap_pipedrive.streams.projects import TasksStream
+from tap_pipedrive.tap import TapPipedrive
 from tests.helpers import discover, run_tap, run_until_killed, select
 
 START = "2019-01-01T00:00:00Z"
@@ -134,3 +139,31 @@ def test_a_run_killed_midway_resumes_without_losing_a_deal_or_its_products(
     assert first.ids("deals") | resumed.ids("deals") == expected_deals
     expected_products = distant.truth("deal_products", START)
     assert first.ids("deal_products") | resumed.ids("deal_products") == expected_products
+
+
+def test_a_list_read_in_sequence_is_fetched_before_its_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A list only its cursor can page through (a v2 list without an update-time filter,
+    such as tasks) has its first pages fetched while the streams before it are read. Read
+    when its turn came, a page per round trip, it kept the wire idle meanwhile: last in a
+    run, it was its last second."""
+    monkeypatch.setattr(TasksStream, "page_size", 100)
+    with Sandbox(seed=21, scale=1.0) as sandbox:
+        config = {"api_key": sandbox.token, "api_url": sandbox.url, "start_date": START}
+        catalog = select(discover(tmp_path, config), ["deals", "tasks"])
+        sandbox.set_faults(latency_ms=100)
+        sandbox.reset_requests()
+        tap = TapPipedrive(config=config, catalog=catalog)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            tap.sync_all()
+        paths = [path for _, path, _, _ in sandbox.requests]
+        tasks_pages = [at for at, path in enumerate(paths) if path == "/api/v2/tasks"]
+        deals_pages = [at for at, path in enumerate(paths) if path == "/api/v2/deals"]
+        tasks = sandbox.truth("tasks")
+    assert len(tasks_pages) >= 2 and len(deals_pages) >= 4, paths
+    assert min(tasks_pages[1:]) < max(deals_pages), paths  # begun while deals was read
+    written = {m["record"]["id"] for m in map(json.loads, out.getvalue().splitlines())
+               if m["type"] == "RECORD" and m["stream"] == "tasks"}  # fmt: skip
+    assert written == tasks
