@@ -41,6 +41,7 @@ from tap_pipedrive.errors import (
     ApiError,
     AuthError,
     ConfigError,
+    NotFoundError,
     RateLimitError,
     RunHalted,
 )
@@ -788,6 +789,8 @@ class PipedriveStream(RESTStream[t.Any]):
                 f"Pipedrive answered {status} redirecting {self._endpoint()} elsewhere; "
                 "the tap does not follow redirects with the token: check api_url"
             )
+        if status == HTTPStatus.NOT_FOUND:
+            raise NotFoundError(self._error_line(response))
         if status >= HTTPStatus.BAD_REQUEST:
             raise ApiError(self._error_line(response))
         try:
@@ -920,7 +923,15 @@ class PipedriveStream(RESTStream[t.Any]):
         self._warn_of_fields_missing_from_catalog()
         if self.filter_here and self.replication_key:
             self._filter_since = self.get_starting_timestamp(context)
-        yield from self.request_records(context)
+        try:
+            yield from self.request_records(context)
+        except NotFoundError as exc:
+            if not (context and "{" in self.path):
+                raise
+            # The record the path names (a deal, a mail thread) was deleted after its list
+            # was read: it has nothing left to read, and the run goes on.
+            self.logger.warning("%s for %s: skipped (deleted since it was listed?)", exc, context)
+            return
         if self.recents_item:
             yield from self._recent_deletions(context)
         self._mark_synced(context)

@@ -37,6 +37,10 @@ class ApiError(PipedriveError):
     """Pipedrive answered with an error that retrying will not fix."""
 
 
+class NotFoundError(ApiError):
+    """Pipedrive answered 404: the endpoint, or the record a path names, does not exist."""
+
+
 class ConnectionFailed(PipedriveError):
     """The host could not be reached even after retries."""
 

@@ -649,3 +649,26 @@ def test_a_stream_keeps_a_connection_open_for_every_request_it_may_have_in_fligh
     adapter = stream.requests_session.get_adapter(f"{V2}/deals")
     kept = adapter.poolmanager.connection_pool_kw["maxsize"]  # type: ignore[attr-defined]
     assert kept >= max(10, concurrency + SPARE_ON_WIRE + 1)  # +1: the list's newest record
+
+
+@responses.activate
+def test_a_child_whose_parent_was_deleted_since_it_was_listed_is_skipped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A 404 on a path that names a record (a deal's participants) means that record is
+    gone: the child is skipped with a warning, the run goes on. A 404 on a list is not
+    that, and still stops the run."""
+    stream = make_stream("deal_participants")
+    responses.get(
+        f"{V1}/deals/7/participants",
+        status=404,
+        json={"success": False, "error": "Deal not found", "data": None},
+    )
+    responses.get(f"{V1}/deals/8/participants", json=v1_page([1, 2], 0, False))
+    assert list(stream.get_records({"deal_id": 7})) == []
+    assert "Deal not found" in caplog.text and "skipped" in caplog.text
+    assert [r["id"] for r in stream.get_records({"deal_id": 8})] == [1, 2]
+    users = make_stream("users")
+    responses.get(f"{V1}/users", status=404, json={"success": False, "error": "Unknown method"})
+    with pytest.raises(ApiError, match="404"):
+        records(users)
