@@ -1279,10 +1279,15 @@ class PipedriveV2Stream(PipedriveStream):
     window_target: t.ClassVar[int] = 400
 
     @property
+    def windowed(self) -> bool:
+        """Whether the list can be read as update-time windows: filtered from a time on
+        (`updated_since`) and sorted by update time."""
+        return bool(self.updated_since_param and self.is_sorted)
+
+    @property
     def reads_in_sequence(self) -> bool:
-        """Without an update-time filter and sort to window it by, a v2 list has only its
-        cursor."""
-        return self.paginated and not (self.updated_since_param and self.is_sorted)
+        """Without windows, a v2 list has only its cursor."""
+        return self.paginated and not self.windowed
 
     def split_rest(
         self, context: Context | None, first: requests.Response, after_first: t.Any
@@ -1290,7 +1295,7 @@ class PipedriveV2Stream(PipedriveStream):
         """The rest of the list as time windows fetched side by side and written in order,
         so records still leave sorted by update time and the bookmark stays resumable;
         None without an `updated_since` filter or if the page is not sorted as asked."""
-        if not (self.updated_since_param and self.is_sorted):
+        if not self.windowed:
             return None
         until = dt.datetime.now(UTC).replace(microsecond=0) + dt.timedelta(seconds=1)
         windows = self._windows_after(first, until)

@@ -189,8 +189,8 @@ class TapPipedrive(Tap):
         self._priming = threading.Lock()
         self.run_started_at = dt.datetime.now(UTC)
         self._recent_changes = _UNREAD
-        tune_malloc()
         self._recents_reading = None
+        tune_malloc()
         try:
             super().sync_all()
         except (
@@ -236,9 +236,7 @@ class TapPipedrive(Tap):
         has moved its bookmark: read from the bookmark a stream had reached, it would miss
         what was deleted before that stream's newest edit."""
         plan = self._recents_to_read()
-        if plan is None:
-            self._recent_changes = None
-        elif self.concurrency <= 1:  # nothing runs ahead
+        if plan is None or self.concurrency <= 1:  # nothing to read, or nothing runs ahead
             self._recent_changes = self._read_recents(plan)
         else:
             pool = ThreadPoolExecutor(1, thread_name_prefix="recents")
@@ -289,7 +287,6 @@ class TapPipedrive(Tap):
         """
         self._heads = {}
         self._head_plan = []
-        self._in_sequence_ahead: set[str] = set()
         if self._recent_changes is _UNREAD and self._recents_reading is None:
             self._start_reading_recents()
         if self.concurrency <= 1:
@@ -319,18 +316,19 @@ class TapPipedrive(Tap):
                 continue  # it will be skipped: nothing to request ahead
             for context in stream.partitions or [None]:
                 plan(stream, context)
-        # Lists read in sequence (a page per round trip) start at once, two pages each:
-        # their turn may come last, with nothing beside them to keep the wire busy.
-        for key, stream, context in [entry for entry in self._head_plan if _in_sequence(entry)]:
-            self._head_plan.remove((key, stream, context))
+        # Lists read in sequence (a page per round trip) start at once, `SEQUENCE_AHEAD`
+        # pages each, beside the heads ahead: their turn may come last, with nothing
+        # beside them to keep the wire busy.
+        for entry in [entry for entry in self._head_plan if entry[1].reads_in_sequence]:
+            self._head_plan.remove(entry)
+            key, stream, context = entry
             self._heads[key] = (stream, context, stream.head_chain(context).start())
-            self._in_sequence_ahead.add(key)
         self._head_plan.reverse()  # popped from the end
         self._start_next_heads()
 
     def _start_next_heads(self) -> None:
-        def ahead() -> int:
-            return sum(1 for key in self._heads if key not in self._in_sequence_ahead)
+        def ahead() -> int:  # lists read in sequence are ahead beyond the count
+            return sum(1 for stream, _, _ in self._heads.values() if not stream.reads_in_sequence)
 
         while self._head_plan and ahead() < min(self.concurrency, HEADS_AHEAD):
             key, stream, context = self._head_plan.pop()
@@ -525,10 +523,6 @@ class TapPipedrive(Tap):
                 entity,
             )
             return []
-
-
-def _in_sequence(entry: tuple[str, PipedriveStream, Context | None]) -> bool:
-    return entry[1].reads_in_sequence
 
 
 def _head_key(stream_name: str, context: Context | None) -> str:
