@@ -49,6 +49,8 @@ from typing import Any
 
 import requests
 
+from tap_pipedrive.sandbox import LISTED_WITH_DELETED
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 START_DATE = "2000-01-01T00:00:00Z"
@@ -59,8 +61,6 @@ CORE_STREAMS = ("deals", "persons", "organizations", "activities", "products")
 #: tables: 13,527 records at scale 1, 97,570 at 7.4, 974,087 at 74 (see README).
 RECORDS_PER_SCALE = 13_160
 FIXED_RECORDS = 250
-#: Streams whose ground truth includes deleted rows (the tap asks for status=...,deleted).
-WITH_DELETED = {"deals", "archived_deals", "projects"}
 
 _USAGE = re.compile(r"API usage: (\S+): (\d+) records, (\d+) requests, (\d+) tokens")
 _TOTAL = re.compile(r"API usage: run total: (\d+) records, (\d+) requests, (\d+) API tokens")
@@ -213,7 +213,7 @@ class SandboxProcess:
 
     def truth_count(self, stream: str) -> int | None:
         params = {"stream": stream, "since": START_DATE}
-        if stream in WITH_DELETED:
+        if stream in LISTED_WITH_DELETED:
             params["with_deleted"] = "1"
         response = self.http.get(f"{self.url}/_sandbox/truth", params=params, timeout=300)
         return len(response.json()["ids"]) if response.ok else None

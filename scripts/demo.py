@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from tap_pipedrive.sandbox import Sandbox
+from tap_pipedrive.sandbox import LISTED_WITH_DELETED, Sandbox
 from tap_pipedrive.streams import STREAM_TYPES, replication_keys
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,7 +115,7 @@ def main() -> None:
             landed = after.get(name, 0) - before.get(name, 0)
             incremental = bool(key)
             if not resumed:
-                with_deleted = name in ("deals", "archived_deals", "projects")
+                with_deleted = name in LISTED_WITH_DELETED
                 expected = str(len(sandbox.truth(name, START_DATE, with_deleted=with_deleted)))
             elif incremental:
                 expected = f"{changed.get(name, 0)}+"

@@ -61,6 +61,7 @@ STREAMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "archived_deals": ("v2", "/deals/archived", ("data",)),
     "deal_products": ("v2", "/deals/products", ("data",)),
     "projects": ("v2", "/projects", ("data",)),
+    "archived_projects": ("v2", "/projects/archived", ("data",)),
     "tasks": ("v2", "/tasks", ("data",)),
     # v1
     "notes": ("v1", "/notes", ("data",)),

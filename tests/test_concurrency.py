@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tap_pipedrive.sandbox import LISTED_WITH_DELETED as WITH_DELETED
 from tap_pipedrive.sandbox import Sandbox
 from tap_pipedrive.streams.projects import TasksStream
 from tap_pipedrive.tap import TapPipedrive
@@ -24,7 +25,6 @@ DEFAULT_STREAMS = (
     "leads", "files", "archived_deals", "archived_leads", "call_logs", "users", "stages",
     "pipelines", "deal_fields", "goals",
 )  # fmt: skip
-WITH_DELETED = {"deals", "archived_deals", "projects"}
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tap_pipedrive.sandbox import LISTED_WITH_DELETED as WITH_DELETED
 from tap_pipedrive.sandbox import Faults, Sandbox
 from tap_pipedrive.streams import STREAM_TYPES
 from tests.helpers import TAP, run_tap, write_json
@@ -18,7 +19,6 @@ START_DATE = "2023-01-01T00:00:00Z"
 DEFAULT_STREAMS = [
     c.name for c in STREAM_TYPES if c.selected_by_default and c.name != "deal_products"
 ]
-WITH_DELETED = {"deals", "archived_deals", "projects"}
 
 
 def config_for(sandbox: Sandbox, **extra: t.Any) -> dict[str, t.Any]:

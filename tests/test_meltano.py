@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tap_pipedrive.sandbox import LISTED_WITH_DELETED as WITH_DELETED
 from tap_pipedrive.sandbox import Sandbox
 from tap_pipedrive.streams import STREAM_TYPES, replication_keys
 from tests.helpers import reported_unchanged
@@ -29,7 +30,6 @@ STREAMS = {
     for name, key in replication_keys().items()
     if next(c for c in STREAM_TYPES if c.name == name).selected_by_default
 }
-WITH_DELETED = {"deals", "archived_deals", "projects"}
 CHILDREN = {"deal_products"}
 
 pytestmark = pytest.mark.skipif(not MELTANO.exists(), reason="meltano is not installed")

@@ -6,6 +6,6 @@ Standard library only at runtime. See ``server.Sandbox`` for the Python API and
 
 from __future__ import annotations
 
-from .server import Faults, Sandbox
+from .server import LISTED_WITH_DELETED, Faults, Sandbox
 
-__all__ = ["Faults", "Sandbox"]
+__all__ = ["LISTED_WITH_DELETED", "Faults", "Sandbox"]

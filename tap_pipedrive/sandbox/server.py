@@ -450,6 +450,9 @@ DERIVED_TRUTH = {
     "mailmessages",
     "recents",
 }
+#: Streams whose correct sync includes the deleted rows of their list: the tap asks for
+#: them (`status=...,deleted`) and flags them. Their truth is asked `with_deleted`.
+LISTED_WITH_DELETED = frozenset({"deals", "archived_deals", "projects", "archived_projects"})
 DELETED_TABLES = {
     "deals": "deals",
     "persons": "persons",
@@ -1670,7 +1673,7 @@ class Sandbox:
     ) -> set[Any]:
         """Primary keys a correct sync of `stream` from `since` must yield.
 
-        `with_deleted` (deals, archived_deals, projects): also the deleted rows of that
+        `with_deleted` (`LISTED_WITH_DELETED`): also the deleted rows of that
         list, as `status=open,won,lost,deleted` returns them.
 
         `incremental` overrides whether `since` filters the stream (None: the default per

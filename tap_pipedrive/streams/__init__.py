@@ -43,7 +43,7 @@ from tap_pipedrive.streams.fields import (
 )
 from tap_pipedrive.streams.mail import MailMessagesStream, MailThreadsStream
 from tap_pipedrive.streams.pipelines import PipelinesStream, StagesStream
-from tap_pipedrive.streams.projects import ProjectsStream, TasksStream
+from tap_pipedrive.streams.projects import ArchivedProjectsStream, ProjectsStream, TasksStream
 
 STREAM_TYPES = [
     # Core CRM, incremental by update time.
@@ -74,6 +74,7 @@ STREAM_TYPES = [
     GoalsStream,
     CallLogsStream,
     ProjectsStream,
+    ArchivedProjectsStream,
     TasksStream,
     # Field definitions.
     DealFieldsStream,

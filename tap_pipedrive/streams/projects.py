@@ -8,12 +8,19 @@ from tap_pipedrive.client import PipedriveV2Stream
 
 
 class ProjectsStream(PipedriveV2Stream):
-    """Projects, deleted ones included and flagged; `/api/v2/projects`."""
+    """Projects that are not archived, deleted ones included and flagged; `/api/v2/projects`."""
 
     name = "projects"
     path = "/projects"
     deleted_if = (("status", "deleted"), ("is_deleted", True))
     extra_params: t.ClassVar[dict[str, t.Any]] = {"status": "open,completed,canceled,deleted"}
+
+
+class ArchivedProjectsStream(ProjectsStream):
+    """Archived projects, which `/projects` leaves out; `/api/v2/projects/archived`."""
+
+    name = "archived_projects"
+    path = "/projects/archived"
 
 
 class TasksStream(PipedriveV2Stream):
