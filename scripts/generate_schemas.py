@@ -63,6 +63,7 @@ STREAMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "projects": ("v2", "/projects", ("data",)),
     "archived_projects": ("v2", "/projects/archived", ("data",)),
     "tasks": ("v2", "/tasks", ("data",)),
+    "project_fields": ("v2", "/projectFields", ("data",)),
     # v1
     "notes": ("v1", "/notes", ("data",)),
     "leads": ("v1", "/leads", ("data",)),
@@ -109,8 +110,9 @@ FREE_OBJECTS: dict[str, set[str]] = {
     "deal_flow": {"data"},
 }
 
-# Streams whose records have no `id` of their own (the tap builds the key).
-NO_ID_STREAMS = {"deal_flow"}
+# Streams whose records have no `id`: deal_flow is keyed by (deal_id, object, item_id), which
+# the tap builds; project_fields by `field_code`.
+NO_ID_STREAMS = {"deal_flow", "project_fields"}
 
 # Columns the tap adds to records of child streams (the parent's id, a key part).
 ADDED_BY_TAP: dict[str, dict[str, dict[str, Any]]] = {

@@ -2,7 +2,8 @@
 
 Pipedrive lists an entity's fields at `/v1/{entity}Fields`; the custom ones carry
 `edit_flag: true` (Contact Sync creates custom fields with plain keys like `birthday`, so the
-key's shape proves nothing). v1 records hold custom fields as top-level keys, with companion
+key's shape proves nothing). Projects' are at `/api/v2/projectFields`, in v2's terms
+(`field_code`, `is_custom_field`). v1 records hold custom fields as top-level keys, with companion
 keys for the parts of complex types (`K_currency`, `K_until`, `K_route`, ...); v2 records hold
 them under `custom_fields`, complex ones as objects (`{"value": 2300, "currency": "EUR"}`).
 Both are laid out here as v1 lays them out, so one account yields one column set whichever API
@@ -99,7 +100,8 @@ def build_custom_fields(
     """
     taken = set(reserved)
     fields: list[CustomField] = []
-    rows = [row for row in definitions if row.get("edit_flag") and row.get("key")]
+    rows = [_v1_shaped(row) for row in definitions]
+    rows = [row for row in rows if row.get("edit_flag") and row.get("key")]
     rows.sort(key=lambda row: (row.get("id") or 0, row["key"]))
     for row in rows:
         key = str(row["key"])
@@ -122,6 +124,20 @@ def build_custom_fields(
         fields.append(CustomField(key, str(row.get("name") or key), field_type, column,
                                   options, companions))  # fmt: skip
     return fields
+
+
+def _v1_shaped(row: dict[str, t.Any]) -> dict[str, t.Any]:
+    """A v2 field definition (`/api/v2/projectFields`: `field_code`, `field_name`,
+    `is_custom_field`) in v1's terms (`key`, `name`, `edit_flag`); a v1 one unchanged."""
+    if "key" in row or "field_code" not in row:
+        return row
+    return {
+        "key": row["field_code"],
+        "name": row.get("field_name"),
+        "field_type": row.get("field_type"),
+        "options": row.get("options"),
+        "edit_flag": bool(row.get("is_custom_field")),
+    }
 
 
 def _as_int(value: t.Any) -> t.Any:

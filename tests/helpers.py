@@ -34,10 +34,7 @@ class TapRun:
         ]
 
     def ids(self, stream: str) -> set[t.Any]:
-        """Primary keys: `id`, or for the deal change log `(deal_id, object, item_id)`."""
-        if stream == "deal_flow":
-            return {(r["deal_id"], r["object"], r["item_id"]) for r in self.records(stream)}
-        return {record["id"] for record in self.records(stream)}
+        return {record_key(stream, record) for record in self.records(stream)}
 
     def streams(self) -> set[str]:
         return {m["stream"] for m in self.messages if m["type"] == "RECORD"}
@@ -146,3 +143,36 @@ def reported_unchanged(touched: t.Iterable[str]) -> set[str]:
     return {
         cls.name for cls in STREAM_TYPES if cls.changes_item and cls.changes_item not in changed
     }
+
+
+def field_definition_urls(host: str) -> list[str]:
+    """Where the tap reads each entity's field definitions on `host` (`/v1/dealFields`,
+    ..., `/api/v2/projectFields`)."""
+    from tap_pipedrive.client import PipedriveV2Stream
+    from tap_pipedrive.streams.fields import FIELDS_STREAM_OF
+
+    return [
+        f"{host}{'/api/v2' if issubclass(fields, PipedriveV2Stream) else '/v1'}{fields.path}"
+        for fields in FIELDS_STREAM_OF.values()
+    ]
+
+
+def mock_an_account_without_custom_fields(host: str) -> None:
+    """For `responses`: the tap reads `*Fields` to type custom fields, and `/recents` for
+    deletions; the account has neither."""
+    import responses
+
+    for url in field_definition_urls(host):
+        responses.get(url, json={"success": True, "data": [], "additional_data": {}})
+    responses.get(f"{host}/v1/recents", json={"success": True, "data": None})
+
+
+def record_key(stream: str, record: dict[str, t.Any]) -> t.Any:
+    """A record's primary key, as the sandbox's truth gives it: `id`, or for the deal change
+    log `(deal_id, object, item_id)`, for project fields (v2 field definitions have no id)
+    `field_code`."""
+    if stream == "deal_flow":
+        return (record["deal_id"], record["object"], record["item_id"])
+    if stream == "project_fields":
+        return record["field_code"]
+    return record["id"]

@@ -17,6 +17,7 @@ from responses import matchers
 from tap_pipedrive.client import PipedriveStream, api_roots
 from tap_pipedrive.errors import AccessError, ApiError, AuthError, ConfigError, RateLimitError
 from tap_pipedrive.tap import TapPipedrive
+from tests.helpers import field_definition_urls, mock_an_account_without_custom_fields
 
 TOKEN = "unit-test-token-0123456789abcdef"
 HOST = "https://pd.example.test"
@@ -40,17 +41,6 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("tap_pipedrive.client.time.sleep", lambda _s: None)
 
 
-FIELD_ENDPOINTS = ("deal", "person", "organization", "product", "activity", "note")
-
-
-def no_custom_fields() -> None:
-    """The tap reads `*Fields` to type custom fields, and `/recents` for deletions; here
-    the account has neither."""
-    for entity in FIELD_ENDPOINTS:
-        responses.get(f"{V1}/{entity}Fields", json={"success": True, "data": []})
-    responses.get(f"{V1}/recents", json={"success": True, "data": None})
-
-
 def api_calls() -> list[t.Any]:
     """The requests made, less the `*Fields` reads of the tap's setup and `/recents`."""
     return [
@@ -61,7 +51,7 @@ def api_calls() -> list[t.Any]:
 
 
 def make_stream(name: str, **config: t.Any) -> PipedriveStream:
-    no_custom_fields()
+    mock_an_account_without_custom_fields(HOST)
     tap = TapPipedrive(config={**CONFIG, **config}, validate_config=True)
     return t.cast(PipedriveStream, tap.streams[name])
 
@@ -341,7 +331,7 @@ def test_bad_settings_stop_with_a_line_naming_them(config: dict[str, t.Any], nam
 
 @responses.activate
 def test_api_token_alias_and_start_date_forms_are_accepted() -> None:
-    no_custom_fields()
+    mock_an_account_without_custom_fields(HOST)
     tap = TapPipedrive(
         config={"api_token": TOKEN, "start_date": "2024-05-01", "api_url": HOST},
         validate_config=True,
@@ -367,7 +357,7 @@ def test_bookmark_in_another_format_is_compared_as_a_time() -> None:
             }
         }
     }
-    no_custom_fields()
+    mock_an_account_without_custom_fields(HOST)
     tap = TapPipedrive(config=CONFIG, state=state, validate_config=True)
     tap.streams["deals"].selected = True
     tap.streams["deal_products"].selected = False
@@ -406,7 +396,7 @@ def test_v1_list_without_paging_data_pages_until_a_short_page(
 
 @responses.activate
 def test_deletions_come_from_recents_within_its_one_month_window() -> None:
-    no_custom_fields()
+    mock_an_account_without_custom_fields(HOST)
     responses.replace(
         responses.GET,
         f"{V1}/recents",
@@ -591,8 +581,8 @@ def test_pacer_takes_the_shortest_round_trip_not_the_time_requests_queue() -> No
 def test_missing_fields_and_recents_endpoints_degrade_without_losing_records() -> None:
     """A proxy or API without `*Fields` or `/recents` (404): custom fields pass through
     under their keys and deletions are skipped, with a warning; the run goes on."""
-    for entity in FIELD_ENDPOINTS:
-        responses.get(f"{V1}/{entity}Fields", status=404, json={"success": False, "error": "x"})
+    for url in field_definition_urls(HOST):
+        responses.get(url, status=404, json={"success": False, "error": "x"})
     responses.get(f"{V1}/recents", status=404, json={"success": False, "error": "not found"})
     record = {"id": 1, "update_time": "2024-06-01T10:00:00Z", "custom_fields": {"a" * 40: 5}}
     responses.get(

@@ -130,7 +130,11 @@ def test_timestamps_are_rfc3339_and_bookmarks_are_per_stream(first_run) -> None:
 
 
 def test_custom_fields_arrive_as_top_level_columns_in_v1_and_v2(first_run) -> None:
-    for name in ("deals", "persons", "organizations", "products", "activities", "leads"):
+    for name in STREAMS:  # no stream passes v2's `custom_fields` object through
+        assert all("custom_fields" not in record for record in first_run.records(name)), name
+    with_custom_fields = ("deals", "persons", "organizations", "products", "activities", "leads",
+                          "projects", "archived_projects")  # fmt: skip
+    for name in with_custom_fields:
         records = first_run.records(name)
         assert records, name
         assert all("custom_fields" not in record for record in records), name
@@ -410,6 +414,44 @@ def test_custom_fields_of_every_type_arrive_typed_in_v1_and_v2(
             if field["field_type"] == "monetary":
                 assert any(r.get(f"{column}_currency") for r in records)
         assert not any("custom_fields" in r for r in records)
+
+
+def test_project_custom_fields_arrive_named_and_typed(
+    sandbox: Sandbox, config: dict[str, str], tmp_path: Path
+) -> None:
+    """Projects' custom fields are defined by `/api/v2/projectFields` (v1 has none), in v2's
+    terms: they get named, typed columns like every other entity's."""
+    import requests
+
+    config = {**config, "custom_field_names": "name"}
+    streams = ["projects", "archived_projects", "project_fields"]
+    run = run_tap(tmp_path, config, catalog=select(discover(tmp_path, config), streams))
+    assert run.returncode == 0, run.stderr[-2000:]
+    definitions = requests.get(
+        f"{sandbox.url}/api/v2/projectFields",
+        headers={"x-api-token": sandbox.token},
+        params={"limit": 500},
+        timeout=30,
+    ).json()["data"]
+    assert {row["field_code"] for row in run.records("project_fields")} == {
+        row["field_code"] for row in definitions
+    }
+    custom = [row for row in definitions if row["is_custom_field"]]
+    assert {row["field_type"] for row in custom} >= {"varchar", "enum", "set", "monetary", "user"}
+    schemas = {m["stream"]: m["schema"] for m in run.messages if m["type"] == "SCHEMA"}
+    properties = schemas["projects"]["properties"]
+    records = run.records("projects") + run.records("archived_projects")
+    for field in custom:
+        column = re.sub(r"[^0-9a-z]+", "_", field["field_name"].lower()).strip("_")
+        assert column in properties, field["field_name"]
+        values = [r[column] for r in records if r.get(column) is not None]
+        assert values, (field["field_name"], "never set")
+        assert all(isinstance(v, EXPECTED_TYPES[field["field_type"]]) for v in values), (
+            field["field_type"], values[:3],
+        )  # fmt: skip
+    assert not any(
+        re.fullmatch("[0-9a-f]{40}", key) or key == "custom_fields" for r in records for key in r
+    )
 
 
 def sandbox_fields(sandbox: Sandbox, entity: str) -> list[dict[str, t.Any]]:

@@ -33,6 +33,7 @@ from tap_pipedrive.pipeline import (
 )
 from tap_pipedrive.tap import TapPipedrive
 from tap_pipedrive.timeutil import UTC, parse_datetime
+from tests.helpers import mock_an_account_without_custom_fields
 
 TOKEN = "unit-test-token-0123456789abcdef"
 HOST = "https://pd.example.test"
@@ -280,14 +281,8 @@ class Account:
         return 200, {}, json.dumps(body)
 
 
-def _no_custom_fields() -> None:
-    for entity in ("deal", "person", "organization", "product", "activity", "note"):
-        responses.get(f"{V1}/{entity}Fields", json={"success": True, "data": []})
-    responses.get(f"{V1}/recents", json={"success": True, "data": None})
-
-
 def _sync_records(stream_name: str, **config: t.Any) -> list[dict[str, t.Any]]:
-    _no_custom_fields()
+    mock_an_account_without_custom_fields(HOST)
     tap = TapPipedrive(config={**CONFIG, **config}, validate_config=True)
     stream = t.cast(PipedriveStream, tap.streams[stream_name])
     stream._write_starting_replication_value(None)
@@ -527,7 +522,7 @@ def test_a_slow_writer_holds_few_pages_ahead_however_many_requests_may_be_in_fli
     )
     account = Account(18_000)
     responses.add_callback(responses.GET, f"{V2}/persons", callback=account.v2)
-    _no_custom_fields()
+    mock_an_account_without_custom_fields(HOST)
     tap = TapPipedrive(config=CONFIG, validate_config=True)
     stream = t.cast(PipedriveStream, tap.streams["persons"])
     stream._write_starting_replication_value(None)

@@ -15,7 +15,7 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "tap_pipedrive" / "schemas
 SCHEMA_FILES = sorted(p for p in SCHEMA_DIR.glob("*.json") if not p.name.startswith("_"))
 
 # Deal flow items ({object, timestamp, data}) have no id of their own.
-NO_ID_STREAMS = {"deal_flow"}
+NO_ID_STREAMS = {"deal_flow", "project_fields"}
 
 
 def load(stream: str) -> dict:

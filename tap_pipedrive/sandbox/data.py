@@ -345,6 +345,17 @@ CUSTOM_FIELD_DEFS: dict[str, tuple[tuple[str, str], ...]] = {
         ("Follow-up date", "date"),
         ("Meeting room", "varchar"),
     ),
+    # Served by the v2-only `/api/v2/projectFields`.
+    "project": (
+        ("Budget code", "varchar"),
+        ("Priority", "enum"),
+        ("Workstreams", "set"),
+        ("Go-live", "date"),
+        ("Project budget", "monetary"),
+        ("Sponsor", "user"),
+        ("Client contact", "people"),
+        ("Scope", "text"),
+    ),
 }
 OPTION_LABELS = [
     "Low",
@@ -1826,7 +1837,7 @@ class Dataset:
             update_time=iso_ms(u),
             status_change_time=iso_ms(a + (u - a) // 2),
             archive_time=iso_ms(u) if t.flags[i] & ARCHIVED else None,
-            custom_fields={},
+            custom_fields=self.custom_v2("project", r, a),
         )
         return rec
 
@@ -2477,6 +2488,7 @@ class Dataset:
         "activity": "v2:activities",
         "note": "v1:notes",
         "lead": "v1:leads",
+        "project": "v2:projects",
     }
 
     @staticmethod
@@ -2618,6 +2630,9 @@ class Dataset:
                     "is_optional_response_field": False,
                 }
             )
+        if entity == "project":  # the spec's projectFields rows have no description
+            for row in out:
+                del row["description"]
         return out
 
     @staticmethod

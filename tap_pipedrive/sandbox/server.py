@@ -14,7 +14,8 @@ Endpoints beyond the core lists (all GET; each as its spec documents it):
 - v2 ``/projects`` (``status`` incl. deleted, ``phase_id``, ``deal_id``, ``person_id``,
   ``org_id``), ``/projects/archived``, ``/tasks`` (``is_done``, ``is_milestone``,
   ``assignee_id``, ``project_id``, ``parent_task_id`` incl. ``null``): cursor paging by id;
-  the spec gives them no sort and no ``updated_since``.
+  the spec gives them no sort and no ``updated_since``. Projects carry custom fields under
+  ``custom_fields``, defined by the v2-only ``/projectFields`` (cursor paging).
 - v1 ``/files`` (offset, limit capped at 100, ``sort`` id|update_time; deleted files only
   with the legacy ``include_deleted_files=1``), ``/leadLabels`` and ``/permissionSets``
   (``app``) unpaged, ``/roles`` (offset; no ``next_start``, as in the spec).
@@ -374,6 +375,8 @@ FIELD_ENTITIES = {
     "leadFields": "lead",
 }
 V2_FIELDS = ("dealFields", "personFields", "organizationFields", "productFields", "activityFields")
+#: Field lists that only API v2 serves.
+V2_ONLY_FIELDS = {"projectFields": "project"}
 # v1 field endpoints that take start/limit per spec; activityFields and noteFields do not.
 V1_PAGED_FIELDS = (
     "dealFields",
@@ -413,6 +416,7 @@ TRUTH_STREAMS: dict[str, tuple[str, str]] = {
     "currencies": ("currencies", "v1"),
     "filters": ("filters", "v1"),
     **{k.lower(): (k, "fields") for k in FIELD_ENTITIES},
+    **{k.lower(): (k, "fields_v2") for k in V2_ONLY_FIELDS},
 }
 TOUCH_TABLES = {
     "deals": "deals",
@@ -884,7 +888,7 @@ class Engine:
         }, bool(page)
 
     def fields_v2(self, name: str, params: dict[str, str]) -> tuple[dict[str, Any], bool]:
-        rows = self.data.fields_v2(FIELD_ENTITIES[name])
+        rows = self.data.fields_v2(FIELD_ENTITIES.get(name) or V2_ONLY_FIELDS[name])
         limit = _limit(params)
         pos = 0
         if params.get("cursor"):
@@ -1249,6 +1253,8 @@ class Engine:
         endpoint, api = TRUTH_STREAMS[norm]
         if api == "fields":
             return {row["id"] for row in self.data.fields_v1(FIELD_ENTITIES[endpoint])}
+        if api == "fields_v2":  # keyed by field_code: v2 field definitions have no id
+            return {row["field_code"] for row in self.data.fields_v2(V2_ONLY_FIELDS[endpoint])}
         if endpoint == "deals/deleted":
             spec = V2_LISTS["deals"]
         else:
@@ -1769,7 +1775,7 @@ class Sandbox:
             name = path[len("/api/v2/") :]
             if name in V2_LISTS:
                 return eng.list_v2(name, params)
-            if name in V2_FIELDS:
+            if name in V2_FIELDS or name in V2_ONLY_FIELDS:
                 return eng.fields_v2(name, params)
             if name == "deals/products":
                 return eng.deal_products(params)

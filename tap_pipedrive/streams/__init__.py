@@ -40,6 +40,7 @@ from tap_pipedrive.streams.fields import (
     OrganizationFieldsStream,
     PersonFieldsStream,
     ProductFieldsStream,
+    ProjectFieldsStream,
 )
 from tap_pipedrive.streams.mail import MailMessagesStream, MailThreadsStream
 from tap_pipedrive.streams.pipelines import PipelinesStream, StagesStream
@@ -83,6 +84,7 @@ STREAM_TYPES = [
     ProductFieldsStream,
     ActivityFieldsStream,
     NoteFieldsStream,
+    ProjectFieldsStream,
     # Mailbox, off unless selected.
     MailThreadsStream,
     MailMessagesStream,

@@ -1,4 +1,5 @@
-"""Field definitions (`/v1/{entity}Fields`): every standard and custom field of an entity.
+"""Field definitions (`/v1/{entity}Fields`; projects: `/api/v2/projectFields`): every
+standard and custom field of an entity.
 
 These are streams of their own, and the tap also reads them to type and name custom fields.
 """
@@ -7,13 +8,13 @@ from __future__ import annotations
 
 import typing as t
 
-from tap_pipedrive.client import PipedriveV1Stream
+from tap_pipedrive.client import PipedriveV1Stream, PipedriveV2Stream
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 
-class _FieldsStream(PipedriveV1Stream):
+class _Definitions:
     """Definitions are small; read whole on every run, once: the tap reads them anyway to
     type custom fields, and the stream serves the same rows."""
 
@@ -21,6 +22,10 @@ class _FieldsStream(PipedriveV1Stream):
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         return iter(self._tap.field_definitions(self.entity))  # type: ignore[attr-defined]
+
+
+class _FieldsStream(_Definitions, PipedriveV1Stream):
+    """`/v1/{entity}Fields`."""
 
 
 class DealFieldsStream(_FieldsStream):
@@ -67,6 +72,16 @@ class NoteFieldsStream(_FieldsStream):
     paginated = False
 
 
+class ProjectFieldsStream(_Definitions, PipedriveV2Stream):
+    """Project fields; `/api/v2/projectFields` (v1 has none). Rows in v2's shape
+    (`field_code`, `field_name`, `is_custom_field`), keyed by `field_code`."""
+
+    name = "project_fields"
+    entity = "project"
+    path = "/projectFields"
+    primary_keys: t.ClassVar[list[str]] = ["field_code"]
+
+
 #: Where each entity's field definitions come from (leads use the deal fields).
 FIELDS_STREAM_OF = {
     "deal": DealFieldsStream,
@@ -75,4 +90,5 @@ FIELDS_STREAM_OF = {
     "product": ProductFieldsStream,
     "activity": ActivityFieldsStream,
     "note": NoteFieldsStream,
+    "project": ProjectFieldsStream,
 }

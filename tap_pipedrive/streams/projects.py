@@ -12,6 +12,7 @@ class ProjectsStream(PipedriveV2Stream):
 
     name = "projects"
     path = "/projects"
+    custom_field_entity = "project"
     deleted_if = (("status", "deleted"), ("is_deleted", True))
     extra_params: t.ClassVar[dict[str, t.Any]] = {"status": "open,completed,canceled,deleted"}
 
