@@ -374,9 +374,10 @@ FIELD_ENTITIES = {
     "noteFields": "note",
     "leadFields": "lead",
 }
-V2_FIELDS = ("dealFields", "personFields", "organizationFields", "productFields", "activityFields")
-#: Field lists that only API v2 serves.
-V2_ONLY_FIELDS = {"projectFields": "project"}
+_IN_V1_AND_V2 = ("dealFields", "personFields", "organizationFields", "productFields",
+                 "activityFields")  # fmt: skip
+#: v2 field lists and their entity; projects' fields exist only in v2.
+V2_FIELDS = {**{name: FIELD_ENTITIES[name] for name in _IN_V1_AND_V2}, "projectFields": "project"}
 # v1 field endpoints that take start/limit per spec; activityFields and noteFields do not.
 V1_PAGED_FIELDS = (
     "dealFields",
@@ -416,7 +417,7 @@ TRUTH_STREAMS: dict[str, tuple[str, str]] = {
     "currencies": ("currencies", "v1"),
     "filters": ("filters", "v1"),
     **{k.lower(): (k, "fields") for k in FIELD_ENTITIES},
-    **{k.lower(): (k, "fields_v2") for k in V2_ONLY_FIELDS},
+    **{k.lower(): (k, "fields_v2") for k in V2_FIELDS if k not in FIELD_ENTITIES},
 }
 TOUCH_TABLES = {
     "deals": "deals",
@@ -888,7 +889,7 @@ class Engine:
         }, bool(page)
 
     def fields_v2(self, name: str, params: dict[str, str]) -> tuple[dict[str, Any], bool]:
-        rows = self.data.fields_v2(FIELD_ENTITIES.get(name) or V2_ONLY_FIELDS[name])
+        rows = self.data.fields_v2(V2_FIELDS[name])
         limit = _limit(params)
         pos = 0
         if params.get("cursor"):
@@ -1254,7 +1255,7 @@ class Engine:
         if api == "fields":
             return {row["id"] for row in self.data.fields_v1(FIELD_ENTITIES[endpoint])}
         if api == "fields_v2":  # keyed by field_code: v2 field definitions have no id
-            return {row["field_code"] for row in self.data.fields_v2(V2_ONLY_FIELDS[endpoint])}
+            return {row["field_code"] for row in self.data.fields_v2(V2_FIELDS[endpoint])}
         if endpoint == "deals/deleted":
             spec = V2_LISTS["deals"]
         else:
@@ -1775,7 +1776,7 @@ class Sandbox:
             name = path[len("/api/v2/") :]
             if name in V2_LISTS:
                 return eng.list_v2(name, params)
-            if name in V2_FIELDS or name in V2_ONLY_FIELDS:
+            if name in V2_FIELDS:
                 return eng.fields_v2(name, params)
             if name == "deals/products":
                 return eng.deal_products(params)
