@@ -44,6 +44,7 @@ from tap_pipedrive.errors import (
     NotFoundError,
     RateLimitError,
     RunHalted,
+    UnavailableError,
 )
 from tap_pipedrive.pipeline import (
     PAGES_WAITING,
@@ -780,9 +781,10 @@ class PipedriveStream(RESTStream[t.Any]):
                     "Pipedrive blocked this client (403 with its HTML block page), which it "
                     "does after repeated rate-limit violations: wait before running again"
                 )
-            raise AccessError(
+            raise UnavailableError(
                 f"Pipedrive denied access to {self._endpoint()} (403 Forbidden): "
-                f"{self._api_error_text(response)}; the token's user may lack permission"
+                f"{self._api_error_text(response)}; the account's plan or the token's "
+                "user has no access to it"
             )
         if 300 <= status < 400:
             raise ApiError(
@@ -791,6 +793,8 @@ class PipedriveStream(RESTStream[t.Any]):
             )
         if status == HTTPStatus.NOT_FOUND:
             raise NotFoundError(self._error_line(response))
+        if status == HTTPStatus.GONE:
+            raise UnavailableError(self._error_line(response))
         if status >= HTTPStatus.BAD_REQUEST:
             raise ApiError(self._error_line(response))
         try:
@@ -810,6 +814,7 @@ class PipedriveStream(RESTStream[t.Any]):
                 f"Pipedrive reported an error for {self._endpoint()}: "
                 f"{self._api_error_text(response)}"
             )
+        self._tap.api_answered = True  # type: ignore[attr-defined]
         self._pace(response)
 
     def _pace(self, response: requests.Response) -> None:
@@ -920,18 +925,28 @@ class PipedriveStream(RESTStream[t.Any]):
             )
             self._mark_synced(context)
             return
+        if self._tap.is_unavailable(self):  # type: ignore[attr-defined]
+            return  # refused for an earlier partition: no request for the others
         self._warn_of_fields_missing_from_catalog()
         if self.filter_here and self.replication_key:
             self._filter_since = self.get_starting_timestamp(context)
+        records = iter(self.request_records(context))
         try:
-            yield from self.request_records(context)
+            first = next(records, None)
         except NotFoundError as exc:
             if not (context and "{" in self.path):
-                raise
+                self._tap.skip_unavailable(self, exc)  # type: ignore[attr-defined]
+                return
             # The record the path names (a deal, a mail thread) was deleted after its list
             # was read: it has nothing left to read, and the run goes on.
             self.logger.warning("%s for %s: skipped (deleted since it was listed?)", exc, context)
             return
+        except UnavailableError as exc:  # refused at its first page: only this stream
+            self._tap.skip_unavailable(self, exc)  # type: ignore[attr-defined]
+            return
+        if first is not None:
+            yield first
+            yield from records  # a refusal after the first page stops the run: no gap
         if self.recents_item:
             yield from self._recent_deletions(context)
         self._mark_synced(context)

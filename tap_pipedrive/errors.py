@@ -37,7 +37,13 @@ class ApiError(PipedriveError):
     """Pipedrive answered with an error that retrying will not fix."""
 
 
-class NotFoundError(ApiError):
+class UnavailableError(ApiError):
+    """Pipedrive refused the endpoint itself (403 with its JSON envelope, 404, 410): the
+    account's plan or the token's user has no access to it, or the API has no such path.
+    A list refused at its first page skips its stream, not the run (`skip_unavailable`)."""
+
+
+class NotFoundError(UnavailableError):
     """Pipedrive answered 404: the endpoint, or the record a path names, does not exist."""
 
 

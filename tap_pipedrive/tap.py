@@ -25,6 +25,7 @@ from tap_pipedrive.errors import (
     ConnectionFailed,
     PipedriveError,
     RunHalted,
+    UnavailableError,
 )
 from tap_pipedrive.inputs import check_cli_files
 from tap_pipedrive.pacing import Pacer
@@ -157,6 +158,11 @@ class TapPipedrive(Tap):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         self._custom_field_layouts: dict[str, CustomFieldLayout] = {}
         self._field_definitions: dict[str, list[dict[str, t.Any]]] = {}
+        #: Why each entity's field definitions could not be read, if they could not.
+        self._definitions_failed: dict[str, ApiError] = {}
+        #: Streams skipped because Pipedrive refused their list, and its answer.
+        self._unavailable: dict[str, str] = {}
+        self._unavailable_lock = threading.Lock()
         self.meter = TokenMeter()
         self.pacer = Pacer()
         super().__init__(*args, **kwargs)
@@ -169,6 +175,10 @@ class TapPipedrive(Tap):
     _recent_changes: RecentChanges | object | None = _UNREAD
     #: `/v1/recents` being read beside the first pages (begun by `_plan_heads`).
     _recents_reading: Future[RecentChanges | None] | None = None
+
+    #: Whether any request of the run was answered 2xx: if none was, a refused list is
+    #: not a feature the account lacks but a wrong `api_url` or a token without access.
+    api_answered: bool = False
 
     def halt(self, error: BaseException) -> None:
         """Send no further request: one of them failed for good."""
@@ -193,6 +203,7 @@ class TapPipedrive(Tap):
         tune_malloc()
         try:
             super().sync_all()
+            self._report_unavailable()
         except (
             PipedriveError,
             RetriableAPIError,
@@ -216,6 +227,43 @@ class TapPipedrive(Tap):
             self._primed.clear()
             for line in self.meter.summary_lines():
                 self.logger.info("API usage: %s", line)
+
+    # -- streams Pipedrive refuses -------------------------------------------------------
+
+    def is_unavailable(self, stream: Stream) -> bool:
+        return stream.name in self._unavailable
+
+    def skip_unavailable(self, stream: Stream, error: ApiError) -> None:
+        """Skip a stream whose list Pipedrive refused at its first page (403, 404, 410):
+        a feature the company's plan lacks (projects, goals) or a token whose user may not
+        read it must not stop every other stream. Its bookmark stays where it was."""
+        with self._unavailable_lock:
+            first_time = stream.name not in self._unavailable
+            self._unavailable.setdefault(stream.name, _one_line(error))
+        if first_time:
+            self.logger.warning(
+                "Stream '%s' skipped: %s. The other streams go on; deselect it to stop this "
+                "warning",
+                stream.name,
+                _one_line(error),
+            )
+
+    def _report_unavailable(self) -> None:
+        """Name the skipped streams once more at the end; if no request of the run was
+        answered at all, the cause is the setup, not the account's plan: stop, non-zero."""
+        if not self._unavailable:
+            return
+        if not self.api_answered:
+            first = next(iter(self._unavailable.values()))
+            raise UnavailableError(
+                f"{first}; no request of this run succeeded: check api_url and that the "
+                "token's user may use the API"
+            )
+        self.logger.warning(
+            "%d selected stream(s) skipped, refused by Pipedrive: %s",
+            len(self._unavailable),
+            ", ".join(sorted(self._unavailable)),
+        )
 
     # -- /v1/recents, read once -----------------------------------------------------------
 
@@ -496,6 +544,11 @@ class TapPipedrive(Tap):
         self._read_field_definitions({entity})
         return [dict(row) for row in self._field_definitions[entity]]
 
+    def definitions_failure(self, entity: str) -> ApiError | None:
+        """Why `entity`'s field definitions could not be read; None if they were."""
+        self._read_field_definitions({entity})
+        return self._definitions_failed.get(entity)
+
     def _read_field_definitions(self, entities: set[str | None]) -> None:
         unread = sorted(e for e in entities if e and e not in self._field_definitions)
         streams = [self.streams[FIELDS_STREAM_OF[entity].name] for entity in unread]
@@ -514,8 +567,10 @@ class TapPipedrive(Tap):
         try:
             return list(fields_stream.request_records(None))  # type: ignore[attr-defined]
         except ApiError as exc:
-            # E.g. a proxy or an API version without the endpoint (404): custom fields
-            # then pass through untyped, under their keys, rather than stop the run.
+            # E.g. a plan without the feature (403) or an API without the endpoint (404):
+            # custom fields then pass through untyped, under their keys, rather than stop
+            # the run; the `*_fields` stream is skipped (`definitions_failure`).
+            self._definitions_failed[entity] = exc
             self.logger.warning(
                 "Cannot read %s field definitions (%s): %s custom fields pass through untyped",
                 entity,

@@ -658,7 +658,52 @@ def test_a_child_whose_parent_was_deleted_since_it_was_listed_is_skipped(
     assert list(stream.get_records({"deal_id": 7})) == []
     assert "Deal not found" in caplog.text and "skipped" in caplog.text
     assert [r["id"] for r in stream.get_records({"deal_id": 8})] == [1, 2]
-    users = make_stream("users")
-    responses.get(f"{V1}/users", status=404, json={"success": False, "error": "Unknown method"})
-    with pytest.raises(ApiError, match="404"):
-        records(users)
+
+
+@responses.activate
+@pytest.mark.parametrize("status", [403, 404, 410])
+def test_a_list_refused_at_its_first_page_skips_its_stream_not_the_run(
+    status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A plan without the feature (goals, projects) or a user who may not read it: the
+    stream is skipped with one warning naming it and the answer, its other partitions
+    are not requested, the other streams go on; it is named again at the end of the run."""
+    goals = make_stream("goals")
+    refused = responses.get(
+        f"{V1}/goals/find", status=status, json={"success": False, "error": "No"}
+    )
+    responses.get(f"{V1}/users", json=v1_page([1, 2], 0, False))
+    assert [r for part in goals.partitions or [] for r in goals.get_records(part)] == []
+    assert refused.call_count == 1 and caplog.text.count("Stream 'goals' skipped") == 1
+    assert f"Pipedrive answered {status}" in caplog.text or "403 Forbidden" in caplog.text
+    tap = goals._tap
+    assert [r["id"] for r in records(t.cast(PipedriveStream, tap.streams["users"]))] == [1, 2]
+    tap._report_unavailable()  # type: ignore[attr-defined]
+    assert "1 selected stream(s) skipped, refused by Pipedrive: goals" in caplog.text
+
+
+@responses.activate
+def test_a_list_refused_when_nothing_answered_stops_the_run() -> None:
+    """Every request refused is a wrong api_url or a token that may not use the API, not
+    a feature the account lacks: the run ends non-zero with one line."""
+    for url in [*field_definition_urls(HOST), f"{V1}/users"]:
+        responses.get(url, status=404, json={"success": False, "error": "Unknown method"})
+    tap = TapPipedrive(config=CONFIG, validate_config=True)
+    assert records(t.cast(PipedriveStream, tap.streams["users"])) == []
+    with pytest.raises(ApiError, match=r"404 .*no request of this run succeeded: check api_url"):
+        tap._report_unavailable()
+
+
+@responses.activate
+def test_a_list_refused_after_its_first_page_stops_the_run() -> None:
+    """Skipping the rest of a list begun would leave a gap behind the bookmark."""
+    persons = make_stream("persons")
+    responses.get(f"{V2}/persons", json=v2_page([1, 2], "c2"))
+    responses.get(
+        f"{V2}/persons",
+        status=403,
+        json={"success": False, "error": "Forbidden"},
+        match=[matchers.query_param_matcher({"cursor": "c2"}, strict_match=False)],
+    )
+    with pytest.raises(ApiError, match="403"):
+        records(persons)

@@ -120,6 +120,58 @@ def test_html_403_block_page_stops_at_once(
         assert 9 <= sandbox.request_count() <= 9 + in_flight  # no retry storm
 
 
+#: An account without the Projects add-on (403, as Pipedrive refuses a feature the plan
+#: lacks) whose token's user may not read permission sets, on an API without goals (404).
+REFUSED = {
+    "projects": "/api/v2/projects=403",
+    "archived_projects": "/api/v2/projects/archived=403",
+    "project_fields": "/api/v2/projectFields=403",
+    "tasks": "/api/v2/tasks=403",
+    "permission_sets": "/v1/permissionSets=403",
+    "goals": "/v1/goals/find=404",
+}
+
+
+@IN_FLIGHT
+def test_streams_pipedrive_refuses_are_skipped_and_the_rest_arrive_whole(
+    tmp_path: Path, concurrency: int, in_flight: int
+) -> None:
+    refused = Faults(refused_paths=",".join(REFUSED.values()))
+    with Sandbox(seed=31, scale=0.05, faults=refused) as sandbox:
+        config = {**config_for(sandbox), "max_concurrent_requests": concurrency}
+        run = run_tap(tmp_path, config)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert "Traceback" not in run.stderr
+        for name in DEFAULT_STREAMS:
+            if name in REFUSED:
+                assert not run.records(name), name
+                [line] = [x for x in run.stderr.splitlines() if f"Stream '{name}' skipped" in x]
+                assert ("403 Forbidden" if "403" in REFUSED[name] else "404") in line, line
+            else:
+                truth = sandbox.truth(name, START_DATE, with_deleted=name in WITH_DELETED)
+                assert run.ids(name) == truth, name
+        assert (
+            f"{len(REFUSED)} selected stream(s) skipped, refused by Pipedrive: "
+            + ", ".join(sorted(REFUSED))
+            in run.stderr
+        )
+        # Not once more per partition; side by side, their first pages were on their way.
+        assert sandbox.request_count("/v1/goals/find") <= (1 if concurrency == 1 else 6)
+        bookmarks = run.final_state["bookmarks"]
+        assert not any(bookmarks.get(name) for name in REFUSED)  # none moved, none synced
+
+
+def test_a_wrong_api_url_is_one_line_not_every_stream_skipped(tmp_path: Path) -> None:
+    with Sandbox(seed=31, scale=0.05) as sandbox:
+        run = run_tap(tmp_path, config_for(sandbox, api_url=sandbox.url + "/nothing-here"))
+        assert run.returncode == 1
+        assert "Traceback" not in run.stderr
+        last = run.stderr.strip().splitlines()[-1]
+        assert last.startswith("tap-pipedrive: error: Pipedrive answered 404"), last
+        assert "no request of this run succeeded: check api_url" in last
+        assert not run.records("deals")
+
+
 def test_target_exiting_early_ends_the_tap_quietly(tmp_path: Path) -> None:
     with Sandbox(seed=31, scale=0.3) as sandbox:
         config_file = write_json(tmp_path / "config.json", config_for(sandbox))

@@ -396,6 +396,22 @@ def test_fault_block_after_is_an_html_403(fresh: Sandbox) -> None:
     assert api(fresh).status_code == 200
 
 
+def test_fault_refused_paths_answer_that_exact_path_with_the_json_envelope(
+    fresh: Sandbox,
+) -> None:
+    fresh.set_faults(refused_paths="/api/v2/projects=403, /v1/goals/find=404")
+    r = api(fresh, "/api/v2/projects")
+    assert r.status_code == 403 and r.json()["success"] is False
+    assert r.json()["errorCode"] == 403 and r.headers["x-ratelimit-limit"]
+    assert api(fresh, "/v1/goals/find").status_code == 404
+    assert api(fresh, "/api/v2/projects/archived").status_code == 200  # exact paths only
+    assert api(fresh, "/api/v2/projects", headers={}).status_code == 401  # token first
+    with pytest.raises(ValueError, match="refused_paths"):
+        fresh.set_faults(refused_paths="/api/v2/projects=500")
+    fresh.set_faults(refused_paths="")
+    assert api(fresh, "/api/v2/projects").status_code == 200
+
+
 def test_fault_drop_every_closes_without_response(fresh: Sandbox) -> None:
     fresh.set_faults(drop_every=2)
     assert api(fresh).status_code == 200

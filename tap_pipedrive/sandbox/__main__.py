@@ -106,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="every Nth request: sleep --stall-seconds before answering",
     )
     f.add_argument("--stall-seconds", type=float, default=5.0, metavar="S", help="default 5.0")
+    f.add_argument(
+        "--refused-paths",
+        default="",
+        metavar="PATH=STATUS,...",
+        help="answer these exact paths 403, 404 or 410, e.g. /api/v2/projects=403 (an "
+        "account without the feature)",
+    )
     return p
 
 
@@ -123,6 +130,7 @@ def faults_from_args(a: argparse.Namespace) -> Faults:
         stall_every=a.stall_every,
         stall_seconds=a.stall_seconds,
         non_json_once=a.non_json_once,
+        refused_paths=a.refused_paths,
     )
 
 

@@ -66,6 +66,10 @@ requests (every request outside ``/_sandbox/``, whatever its answer) from 1; eve
   Retry-After: 1), ``ratelimit`` (x-ratelimit-* only, reset 1), ``retry-after``
   (Retry-After: 1 only), ``none``.
 - ``server_error_every`` M: every Mth -> 500, 502, 503, 520, 524 in turn (502/520/524 HTML).
+- ``refused_paths``: comma-separated ``path=status`` entries (e.g.
+  ``/api/v2/projects=403,/v1/goals=404``): requests for that exact path get that status
+  (403, 404 or 410) with the JSON envelope, after the token check. An account whose plan
+  lacks a feature or whose user may not read it (403), an API without the endpoint (404).
 - ``non_json_once``: the first 200 list response with data is a complete ``text/html``
   page (``502 Bad Gateway``) with status 200; ``truncate_once``: the first 200 list response
   with data stops halfway through its declared Content-Length. Each fires once (if both are
@@ -145,6 +149,7 @@ class Faults:
     stall_every: int = 0  # every Nth API request: sleep stall_seconds, then answer
     stall_seconds: float = 5.0
     non_json_once: bool = False  # first 200 list response with data -> 200 text/html page
+    refused_paths: str = ""  # "path=status,...": that path -> 403, 404 or 410 (JSON envelope)
 
     def __post_init__(self) -> None:
         """Coerce JSON/CLI values to the field types; reject what cannot be a fault setting."""
@@ -164,11 +169,24 @@ class Faults:
             elif kind == "str":
                 v = str(v)
             setattr(self, f.name, v)
+        self.refused()  # rejects a malformed refused_paths now, not at the first request
         if self.rate_limit_headers not in RATE_LIMIT_HEADER_MODES:
             raise ValueError(
                 f"rate_limit_headers must be one of {RATE_LIMIT_HEADER_MODES}, "
                 f"not {self.rate_limit_headers!r}"
             )
+
+    def refused(self) -> dict[str, int]:
+        """``refused_paths`` as path -> status."""
+        refused: dict[str, int] = {}
+        for entry in filter(None, (e.strip() for e in self.refused_paths.split(","))):
+            path, _, status = entry.rpartition("=")
+            if not path.startswith("/") or status not in ("403", "404", "410"):
+                raise ValueError(
+                    f"refused_paths entries are path=403, path=404 or path=410, not {entry!r}"
+                )
+            refused[path] = int(status)
+        return refused
 
 
 class ApiError(Exception):
@@ -1574,6 +1592,11 @@ class Handler(BaseHTTPRequestHandler):
                 "Retry-After": str(DAILY_RESET_S),
             }
             self._send(429, _envelope("Request over limit", 429), daily)
+            return
+        refused = faults.refused().get(path) if faults.refused_paths else None
+        if refused:
+            reason = {403: "You do not have access to this feature", 404: "Unknown method ."}
+            self._send(refused, _envelope(reason.get(refused, "Gone"), refused), rl)
             return
         fault = sb._next_fault(n, faults)
         if fault == 429:

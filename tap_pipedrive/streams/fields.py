@@ -21,6 +21,10 @@ class _Definitions:
     entity: t.ClassVar[str]
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        failure = self._tap.definitions_failure(self.entity)  # type: ignore[attr-defined]
+        if failure is not None:
+            self._tap.skip_unavailable(self, failure)  # type: ignore[attr-defined]
+            return iter(())
         return iter(self._tap.field_definitions(self.entity))  # type: ignore[attr-defined]
 
 
