@@ -148,6 +148,16 @@ def payload_of(response: requests.Response) -> dict[str, t.Any]:
     return payload
 
 
+def compact_payload(response: requests.Response) -> None:
+    """Keep a page that waits for its turn as JSON text, parsed again when it is read: a
+    page of 500 records parsed holds three to four times its text, and a stream's first
+    page, fetched ahead, may wait for most of the run."""
+    payload = getattr(response, _PAYLOAD_ATTR, None)
+    if payload is not None:
+        response._content = json.dumps(payload, separators=(",", ":")).encode()
+        delattr(response, _PAYLOAD_ATTR)
+
+
 def _header_seconds(response: requests.Response, name: str) -> float | None:
     """A header holding seconds (or, for Retry-After, an HTTP date), as seconds from now."""
     raw = response.headers.get(name)
@@ -649,7 +659,11 @@ class PipedriveStream(RESTStream[t.Any]):
         does not leave it waiting (at no latency: 1.03 of the floor's records/s against
         0.80 with one, for 2 MB)."""
         return self.new_chain(
-            context, self.get_new_paginator() or SinglePagePaginator(), hold=True, depth=2
+            context,
+            self.get_new_paginator() or SinglePagePaginator(),
+            hold=True,
+            depth=2,
+            compact=compact_payload,
         )
 
     def head_chain(self, context: Context | None) -> PageChain:
@@ -660,9 +674,9 @@ class PipedriveStream(RESTStream[t.Any]):
         self._normalize_bookmark(context)
         if self.replication_key:
             self._write_starting_replication_value(context)
-        if self.reads_in_sequence:
+        if self.read_ahead_from_the_start:
             paginator = self.get_new_paginator() or SinglePagePaginator()
-            return self.new_chain(context, paginator, depth=SEQUENCE_AHEAD)
+            return self.new_chain(context, paginator, depth=SEQUENCE_AHEAD, compact=compact_payload)
         return self.plain_chain(context)
 
     @property
@@ -670,6 +684,15 @@ class PipedriveStream(RESTStream[t.Any]):
         """A list of pages that cannot be read in parts side by side: each page waits for
         the one before it, one round trip each."""
         return False
+
+    @property
+    def read_ahead_from_the_start(self) -> bool:
+        """A list read in sequence, from an API distant enough that its round trips are
+        worth hiding: its first `SEQUENCE_AHEAD` pages are fetched as the run starts. Next
+        door they would only wait in memory: at no latency, fetched ahead with the other
+        first pages, they raised the peak RSS of a 1,000,000-record run by 4 to 7 MB over
+        one of 100,000 (whose lists are shorter)."""
+        return self.reads_in_sequence and self.in_flight_wanted() > 1
 
     def response_pages(self, context: Context | None) -> t.Iterator[requests.Response]:
         """The responses to read, in order: the first page, then either the rest of its

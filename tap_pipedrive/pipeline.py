@@ -137,7 +137,9 @@ class PageChain:
     stream's first page can then be requested long before the stream is read, holding
     nothing more than that page. `max_pages` ends the chain early. `on_page(number,
     response)` is told of each page (numbered from 1) in the fetching thread, before the
-    next is requested, and may end the chain there (`end_here`).
+    next is requested, and may end the chain there (`end_here`). `compact(response)` is
+    applied to each page fetched before the reader asks for the first, before it is
+    queued: such a page may wait for most of the run, and should wait in its smallest form.
     """
 
     def __init__(
@@ -151,9 +153,14 @@ class PageChain:
         inline: bool = False,
         name: str = "page-chain",
         on_page: t.Callable[[int, requests.Response], None] | None = None,
+        compact: t.Callable[[requests.Response], None] | None = None,
     ) -> None:
         self.fetch = fetch
         self.on_page = on_page
+        self.compact = compact
+        #: Set as the reader asks for the first page: pages fetched before wait, maybe for
+        #: most of the run (a stream's first page, fetched long before its turn).
+        self._reading = False
         self._ended = False
         self.paginator = paginator
         self.max_pages = max_pages
@@ -201,6 +208,7 @@ class PageChain:
 
     def pages(self) -> t.Iterator[requests.Response]:
         """The responses in order; an error of the fetching thread is raised here."""
+        self._reading = True
         if self.inline:
             yield from self._inline_pages()
             return
@@ -247,6 +255,9 @@ class PageChain:
                     return
                 response = self._fetch_next()
                 fetched += 1
+                if self.compact is not None and not self._reading:
+                    # Before it is queued: once the reader holds it, it may change it.
+                    self.compact(response)
                 self._queue.put((_PAGE, response))
                 self._page_here(fetched, response)
         except BaseException as exc:  # handed to the reader, raised there

@@ -364,10 +364,10 @@ class TapPipedrive(Tap):
                 continue  # it will be skipped: nothing to request ahead
             for context in stream.partitions or [None]:
                 plan(stream, context)
-        # Lists read in sequence (a page per round trip) start at once, `SEQUENCE_AHEAD`
-        # pages each, beside the heads ahead: their turn may come last, with nothing
-        # beside them to keep the wire busy.
-        for entry in [entry for entry in self._head_plan if entry[1].reads_in_sequence]:
+        # Lists read in sequence (a page per round trip) start at once against a distant
+        # API, `SEQUENCE_AHEAD` pages each, beside the heads ahead: their turn may come
+        # last, with nothing beside them to keep the wire busy.
+        for entry in [e for e in self._head_plan if e[1].read_ahead_from_the_start]:
             self._head_plan.remove(entry)
             key, stream, context = entry
             self._heads[key] = (stream, context, stream.head_chain(context).start())
@@ -375,10 +375,15 @@ class TapPipedrive(Tap):
         self._start_next_heads()
 
     def _start_next_heads(self) -> None:
-        def ahead() -> int:  # lists read in sequence are ahead beyond the count
-            return sum(1 for stream, _, _ in self._heads.values() if not stream.reads_in_sequence)
+        def ahead() -> int:  # lists read ahead from the start are beyond the count
+            return sum(
+                1 for stream, _, _ in self._heads.values() if not stream.read_ahead_from_the_start
+            )
 
-        while self._head_plan and ahead() < min(self.concurrency, HEADS_AHEAD):
+        # As many as the round trip needs in flight: one next door, where more would
+        # only wait in memory.
+        most = min(HEADS_AHEAD, self.pacer.requests_to_keep_in_flight(self.concurrency))
+        while self._head_plan and ahead() < most:
             key, stream, context = self._head_plan.pop()
             self._heads[key] = (stream, context, stream.head_chain(context).start())
 
