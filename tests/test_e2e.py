@@ -494,6 +494,9 @@ def test_deal_products_cost_one_request_per_100_changed_deals(tmp_path: Path) ->
         assert calls <= -(-len(live_deals) // 100), (calls, len(live_deals))
         expected = live.truth("deal_products", "2019-01-01T00:00:00Z")
         assert run.ids("deal_products") == expected
+        # A batch is named in the logs by its number, not by its hundred deal ids.
+        batch_lines = [line for line in run.stderr.splitlines() if '"deal_batch"' in line]
+        assert batch_lines and not any('"deal_ids"' in line for line in run.stderr.splitlines())
 
 
 @pytest.mark.parametrize("stream_name", ["deals", "notes", "leads", "activities"])

@@ -91,19 +91,19 @@ class DealsStream(UpdatedSinceMixin, PipedriveV2Stream):
             self._send_product_batch(child)
         while self._batches_in_flight and (
             len(self._batches_in_flight) > self.in_flight_wanted() - 1
-            or child.answered({"deal_ids": self._batches_in_flight[0].deal_ids})
+            or child.answered(self._batches_in_flight[0].context)
         ):
             self._write_oldest_batch(child)
 
     def _send_product_batch(self, child: DealProductsStream) -> None:
         batch, self._product_batch = self._product_batch, _ProductBatch()
         if batch.deal_ids:
-            child.prefetch({"deal_ids": batch.deal_ids})
+            batch.context = child.prefetch(batch.deal_ids)
             self._batches_in_flight.append(batch)
 
     def _write_oldest_batch(self, child: DealProductsStream) -> None:
         batch = self._batches_in_flight.popleft()
-        child.sync(context={"deal_ids": batch.deal_ids})
+        child.sync(context=batch.context)
 
     def _flush_products(self) -> None:
         """Write the products of every deal emitted so far."""
@@ -144,6 +144,8 @@ class _ProductBatch:
 
     deal_ids: list[int] = field(default_factory=list)
     first_update_time: str | None = None
+    #: The batch's context for `deal_products`, once its request is sent.
+    context: dict[str, t.Any] = field(default_factory=dict)
 
 
 class ArchivedDealsStream(UpdatedSinceMixin, PipedriveV2Stream):

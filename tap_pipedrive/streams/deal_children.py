@@ -8,6 +8,7 @@ per changed deal (flow: 40 tokens each) and are off unless selected.
 
 from __future__ import annotations
 
+import itertools
 import typing as t
 
 from tap_pipedrive.client import PipedriveV1Stream, PipedriveV2Stream
@@ -41,25 +42,40 @@ class DealProductsStream(_DealChild, PipedriveV2Stream):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
-        self._prefetched: dict[tuple[int, ...], PageChain] = {}
+        self._batch_numbers = itertools.count(1)
+        #: Per batch number, its deals' ids and the chain of its pages, until written.
+        self._deal_ids: dict[int, list[int]] = {}
+        self._prefetched: dict[int, PageChain] = {}
 
-    def prefetch(self, context: Context) -> None:
-        """Request a batch's products now; `sync(context)` writes them later."""
-        chain = self.new_chain(context, self.get_new_paginator()).start()
-        self._prefetched[tuple(context["deal_ids"])] = chain
+    def prefetch(self, deal_ids: list[int]) -> Context:
+        """Request these deals' products now; `sync(context)` with the context returned
+        writes them later. The context names the batch, not its hundred ids: it is in
+        every log line about the batch (a 1,000,000-record run logged 2 MB of ids)."""
+        number = next(self._batch_numbers)
+        self._deal_ids[number] = list(deal_ids)
+        context = {"deal_batch": number, "deals": len(deal_ids)}
+        self._prefetched[number] = self.new_chain(context, self.get_new_paginator()).start()
+        return context
 
     def answered(self, context: Context) -> bool:
         """Whether the batch prefetched for `context` has its first page here."""
-        chain = self._prefetched.get(tuple(context["deal_ids"]))
+        chain = self._prefetched.get(context["deal_batch"])
         return chain is not None and chain.has_page()
 
     def first_chain(self, context: Context | None) -> PageChain | PrimedPages:
-        chain = self._prefetched.pop(tuple((context or {}).get("deal_ids") or ()), None)
+        chain = self._prefetched.pop((context or {}).get("deal_batch", 0), None)
         return chain or super().first_chain(context)
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        try:
+            yield from super().get_records(context)
+        finally:
+            self._deal_ids.pop((context or {}).get("deal_batch", 0), None)
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         params = super().get_url_params(context, next_page_token)
-        params["deal_ids"] = ",".join(str(deal_id) for deal_id in (context or {})["deal_ids"])
+        deal_ids = self._deal_ids[(context or {})["deal_batch"]]
+        params["deal_ids"] = ",".join(str(deal_id) for deal_id in deal_ids)
         return params
 
 
