@@ -3,7 +3,9 @@
 `PipedriveV1Stream` pages with `start`/`limit` (offset), `PipedriveV2Stream` with `cursor`.
 Both send the API token only in the `x-api-token` header, ask for the largest page the
 endpoint allows, retry what is transient (429, 5xx, timeouts, dropped connections, bodies
-that are not JSON) and stop with one clear line on what is not (401, 402, 403, 404, ...).
+that are not JSON) and stop with one clear line on what is not (401, 402, the 403 block
+page, ...). A list refused at its first page (403, 404, 410: a feature the account lacks)
+skips its stream, not the run.
 """
 
 from __future__ import annotations
@@ -325,7 +327,8 @@ class _PageToken:
 
 
 #: Failures after which no request of the run is worth sending. (An `ApiError`, such as a
-#: 404, is left to the caller: a missing `*Fields` or `/recents` endpoint only degrades.)
+#: 404, is left to the caller: a missing `*Fields` or `/recents` endpoint only degrades, a
+#: list refused at its first page skips its stream.)
 _FATAL = (
     AuthError,
     AccessError,
