@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import re
+import socket
 import threading
 import time
 import typing as t
@@ -43,6 +44,7 @@ from tap_pipedrive.errors import (
     ApiError,
     AuthError,
     ConfigError,
+    ConnectionFailed,
     NotFoundError,
     RateLimitError,
     RunHalted,
@@ -158,6 +160,28 @@ def compact_payload(response: requests.Response) -> None:
     if payload is not None:
         response._content = json.dumps(payload, separators=(",", ":")).encode()
         delattr(response, _PAYLOAD_ATTR)
+
+
+def no_such_host(exc: BaseException) -> bool:
+    """Whether a connection failed because the host name does not exist (DNS: no such
+    name), not because a resolver or the network failed for now."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, socket.gaierror):
+            return error.errno == socket.EAI_NONAME
+        reason = getattr(error, "reason", None)
+        pending += [
+            error.__cause__,
+            error.__context__,
+            reason if isinstance(reason, BaseException) else None,
+        ]
+        pending += [arg for arg in error.args if isinstance(arg, BaseException)]
+    return False
 
 
 def _header_seconds(response: requests.Response, name: str) -> float | None:
@@ -332,6 +356,7 @@ class _PageToken:
 _FATAL = (
     AuthError,
     AccessError,
+    ConnectionFailed,
     RateLimitError,
     TokenCapReached,
     RetriableAPIError,
@@ -594,7 +619,15 @@ class PipedriveStream(RESTStream[t.Any]):
             raise RunHalted(self._tap.halted)  # type: ignore[attr-defined]
         self._tap.meter.charge(self.meter_name, self.token_cost)  # type: ignore[attr-defined]
         self._tap.pacer.wait_for_slot()  # type: ignore[attr-defined]
-        return super()._request(prepared_request, context)
+        try:
+            return super()._request(prepared_request, context)
+        except requests.exceptions.ConnectionError as exc:
+            # A host that does not exist, before any request of the run got through, is
+            # a wrong api_url: say so now, not after two minutes of retries.
+            if self._tap.api_answered or not no_such_host(exc):  # type: ignore[attr-defined]
+                raise
+            host = requests.utils.urlparse(prepared_request.url or "").hostname
+            raise ConnectionFailed(f"no such host {host}: check api_url") from None
 
     @property
     def meter_name(self) -> str:

@@ -707,3 +707,24 @@ def test_a_list_refused_after_its_first_page_stops_the_run() -> None:
     )
     with pytest.raises(ApiError, match="403"):
         records(persons)
+
+
+def test_no_such_host_is_told_from_a_resolver_or_network_failing_for_now() -> None:
+    import socket
+
+    from urllib3.exceptions import MaxRetryError, NameResolutionError
+
+    from tap_pipedrive.client import no_such_host
+
+    def failure(errno: int) -> requests.exceptions.ConnectionError:
+        try:
+            try:
+                raise socket.gaierror(errno, "resolver says")
+            except socket.gaierror as cause:
+                raise NameResolutionError("x.example", None, cause) from cause  # type: ignore[arg-type]
+        except NameResolutionError as resolution:
+            return requests.exceptions.ConnectionError(MaxRetryError(None, "/", resolution))  # type: ignore[arg-type]
+
+    assert no_such_host(failure(socket.EAI_NONAME))
+    assert not no_such_host(failure(socket.EAI_AGAIN))  # the resolver failed for now
+    assert not no_such_host(requests.exceptions.ConnectionError(ConnectionRefusedError()))

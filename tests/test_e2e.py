@@ -250,6 +250,32 @@ def test_unreachable_host_ends_in_one_clear_line(
     assert config["api_key"] not in stderr
 
 
+def test_a_host_that_does_not_exist_ends_at_once_in_one_line(
+    config: dict[str, str], tmp_path: Path, capfd: pytest.CaptureFixture[str], in_process_cli: None
+) -> None:
+    """A typo in api_url: no two minutes of retries before the one line."""
+    import socket
+
+    try:
+        socket.getaddrinfo("api.no-such-host.invalid", 443)
+    except socket.gaierror as exc:
+        if exc.errno != socket.EAI_NONAME:
+            pytest.skip(f"this machine's resolver answers {exc}, not 'no such name'")
+    bad = write_json(
+        tmp_path / "bad.json", {**config, "api_url": "https://api.no-such-host.invalid"}
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("sys.argv", ["tap-pipedrive", "--config", str(bad)])
+        with pytest.raises(SystemExit) as exited:
+            main()
+    assert exited.value.code == 1
+    stderr = capfd.readouterr().err
+    assert "Traceback" not in stderr and "Retrying" not in stderr
+    assert stderr.splitlines()[-1] == (
+        "tap-pipedrive: error: no such host api.no-such-host.invalid: check api_url"
+    )
+
+
 def test_a_run_killed_midway_resumes_from_its_last_state_without_loss(tmp_path: Path) -> None:
     """SIGKILL after the first STATE of a sorted stream; rerun from that STATE."""
     with Sandbox(seed=5, scale=1.0) as big:
