@@ -669,7 +669,7 @@ class PipedriveStream(RESTStream[t.Any]):
     def in_flight_wanted(self) -> int:
         """Requests to keep in flight now: as many as the round trip needs to reach the
         burst limit, within `max_concurrent_requests`."""
-        return self._tap.pacer.requests_to_keep_in_flight(self.concurrency)  # type: ignore[attr-defined]
+        return self._tap.in_flight_wanted()  # type: ignore[attr-defined]
 
     def new_chain(
         self, context: Context | None, paginator: BaseAPIPaginator[t.Any], **options: t.Any
@@ -992,16 +992,15 @@ class PipedriveStream(RESTStream[t.Any]):
         records = iter(self.request_records(context))
         try:
             first = next(records, None)
-        except NotFoundError as exc:
-            if not (context and "{" in self.path):
+        except UnavailableError as exc:  # refused at its first page
+            if isinstance(exc, NotFoundError) and context and "{" in self.path:
+                # The record the path names (a deal, a mail thread) was deleted after its
+                # list was read: it has nothing left to read, and the run goes on.
+                self.logger.warning(
+                    "%s for %s: skipped (deleted since it was listed?)", exc, context
+                )
+            else:  # the list itself: only this stream is skipped
                 self._tap.skip_unavailable(self, exc)  # type: ignore[attr-defined]
-                return
-            # The record the path names (a deal, a mail thread) was deleted after its list
-            # was read: it has nothing left to read, and the run goes on.
-            self.logger.warning("%s for %s: skipped (deleted since it was listed?)", exc, context)
-            return
-        except UnavailableError as exc:  # refused at its first page: only this stream
-            self._tap.skip_unavailable(self, exc)  # type: ignore[attr-defined]
             return
         if first is not None:
             yield first

@@ -189,6 +189,11 @@ class TapPipedrive(Tap):
     def concurrency(self) -> int:
         return int(self.config.get("max_concurrent_requests") or DEFAULT_CONCURRENCY)
 
+    def in_flight_wanted(self) -> int:
+        """Requests to keep in flight now: as many as the round trip needs to reach the
+        burst limit, within `max_concurrent_requests`."""
+        return self.pacer.requests_to_keep_in_flight(self.concurrency)
+
     def sync_all(self) -> None:
         """Sync, then log what the run cost. On a fatal stop, first emit the state reached,
         so that the next run resumes from there instead of starting over."""
@@ -237,15 +242,16 @@ class TapPipedrive(Tap):
         """Skip a stream whose list Pipedrive refused at its first page (403, 404, 410):
         a feature the company's plan lacks (projects, goals) or a token whose user may not
         read it must not stop every other stream. Its bookmark stays where it was."""
+        answer = _one_line(error)
         with self._unavailable_lock:
             first_time = stream.name not in self._unavailable
-            self._unavailable.setdefault(stream.name, _one_line(error))
+            self._unavailable.setdefault(stream.name, answer)
         if first_time:
             self.logger.warning(
                 "Stream '%s' skipped: %s. The other streams go on; deselect it to stop this "
                 "warning",
                 stream.name,
-                _one_line(error),
+                answer,
             )
 
     def _report_unavailable(self) -> None:
@@ -382,7 +388,7 @@ class TapPipedrive(Tap):
 
         # As many as the round trip needs in flight: one next door, where more would
         # only wait in memory.
-        most = min(HEADS_AHEAD, self.pacer.requests_to_keep_in_flight(self.concurrency))
+        most = min(HEADS_AHEAD, self.in_flight_wanted())
         while self._head_plan and ahead() < most:
             key, stream, context = self._head_plan.pop()
             self._heads[key] = (stream, context, stream.head_chain(context).start())

@@ -169,14 +169,15 @@ class Faults:
             elif kind == "str":
                 v = str(v)
             setattr(self, f.name, v)
-        self.refused()  # rejects a malformed refused_paths now, not at the first request
+        #: `refused_paths` parsed once (a malformed one is rejected now, not per request).
+        self.refused = self._parse_refused()
         if self.rate_limit_headers not in RATE_LIMIT_HEADER_MODES:
             raise ValueError(
                 f"rate_limit_headers must be one of {RATE_LIMIT_HEADER_MODES}, "
                 f"not {self.rate_limit_headers!r}"
             )
 
-    def refused(self) -> dict[str, int]:
+    def _parse_refused(self) -> dict[str, int]:
         """``refused_paths`` as path -> status."""
         refused: dict[str, int] = {}
         for entry in filter(None, (e.strip() for e in self.refused_paths.split(","))):
@@ -1593,7 +1594,7 @@ class Handler(BaseHTTPRequestHandler):
             }
             self._send(429, _envelope("Request over limit", 429), daily)
             return
-        refused = faults.refused().get(path) if faults.refused_paths else None
+        refused = faults.refused.get(path)
         if refused:
             reason = {403: "You do not have access to this feature", 404: "Unknown method ."}
             self._send(refused, _envelope(reason.get(refused, "Gone"), refused), rl)

@@ -52,7 +52,7 @@ class DealProductsStream(_DealChild, PipedriveV2Stream):
         writes them later. The context names the batch, not its hundred ids: it is in
         every log line about the batch (a 1,000,000-record run logged 2 MB of ids)."""
         number = next(self._batch_numbers)
-        self._deal_ids[number] = list(deal_ids)
+        self._deal_ids[number] = deal_ids
         context = {"deal_batch": number, "deals": len(deal_ids)}
         self._prefetched[number] = self.new_chain(context, self.get_new_paginator()).start()
         return context
