@@ -64,6 +64,9 @@ STREAMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "archived_projects": ("v2", "/projects/archived", ("data",)),
     "tasks": ("v2", "/tasks", ("data",)),
     "project_fields": ("v2", "/projectFields", ("data",)),
+    "project_boards": ("v2", "/boards", ("data",)),
+    "project_phases": ("v2", "/phases", ("data",)),
+    "project_templates": ("v2", "/projectTemplates", ("data",)),
     # v1
     "notes": ("v1", "/notes", ("data",)),
     "leads": ("v1", "/leads", ("data",)),

@@ -479,6 +479,34 @@ def test_project_custom_fields_arrive_named_and_typed(
     )
 
 
+def test_project_boards_and_phases_name_what_projects_refer_to(
+    sandbox: Sandbox, config: dict[str, str], tmp_path: Path
+) -> None:
+    """Off by default; selected, boards are one request, phases one per board (the
+    `board_id` Pipedrive requires), and every project's board and phase is among them."""
+    catalog = discover(tmp_path, config)
+    defaults = {
+        entry["tap_stream_id"]
+        for entry in catalog["streams"]
+        for meta in entry["metadata"]
+        if not meta["breadcrumb"] and meta["metadata"].get("selected-by-default")
+    }
+    streams = ["project_boards", "project_phases", "project_templates", "projects"]
+    assert not defaults & set(streams[:3])
+    sandbox.reset_requests()
+    run = run_tap(tmp_path, config, catalog=select(catalog, streams))
+    assert run.returncode == 0, run.stderr[-2000:]
+    paths = [path for _, path, _, _ in sandbox.requests]
+    boards = {row["id"]: row for row in run.records("project_boards")}
+    phases = {row["id"]: row for row in run.records("project_phases")}
+    assert paths.count("/api/v2/boards") == 1
+    assert paths.count("/api/v2/phases") == len(boards) >= 2
+    assert run.ids("project_templates") == sandbox.truth("project_templates")
+    assert run.records("projects")
+    for project in run.records("projects"):
+        assert phases[project["phase_id"]]["board_id"] == project["board_id"] in boards
+
+
 def sandbox_fields(sandbox: Sandbox, entity: str) -> list[dict[str, t.Any]]:
     """The entity's field definitions as the sandbox serves them, with the column the
     `name` mode should give each custom one."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -101,3 +102,11 @@ def test_meltano_run_lands_the_ground_truth_then_only_changes(project: Path) -> 
             assert changed.get(name, set()) <= ids, f"{name}: a change was missed"
             assert ids <= changed.get(name, set()) | boundary, f"{name}: old records re-sent"
     assert sandbox.token not in json.dumps(second)
+
+
+def test_meltano_selects_what_the_tap_selects_by_default() -> None:
+    """`meltano.yml` selects `*.*` and then leaves out streams by name: exactly those the
+    tap leaves off by default, so `meltano run` costs what a plain run costs."""
+    manifest = (ROOT / "meltano.yml").read_text()
+    left_out = set(re.findall(r"^\s*- '!(\w+)\.\*'$", manifest, flags=re.MULTILINE))
+    assert left_out == {c.name for c in STREAM_TYPES if not c.selected_by_default}

@@ -898,6 +898,29 @@ def test_projects_and_tasks(sb: Sandbox) -> None:
     assert roots and all(x["parent_task_id"] is None for x in roots) and len(roots) < len(tasks)
 
 
+def test_project_boards_phases_and_templates(sb: Sandbox) -> None:
+    """Boards and phases answer whole (`additional_data` null, as the spec shows), phases
+    only for the `board_id` the spec requires; every board and phase a project names is
+    listed; templates page by cursor."""
+    boards = get(sb.url, "/api/v2/boards").json()
+    assert boards["additional_data"] is None
+    assert {b["id"] for b in boards["data"]} == sb.truth("project_boards")
+    assert get(sb.url, "/api/v2/phases").status_code == 400
+    phases = []
+    for board in boards["data"]:
+        answer = get(sb.url, "/api/v2/phases", board_id=board["id"]).json()
+        assert answer["additional_data"] is None
+        assert answer["data"] and {p["board_id"] for p in answer["data"]} == {board["id"]}
+        phases += answer["data"]
+    assert {p["id"] for p in phases} == sb.truth("project_phases")
+    projects, _ = walk_v2(sb.url, "/api/v2/projects")
+    by_id = {p["id"]: p for p in phases}
+    assert all(by_id[p["phase_id"]]["board_id"] == p["board_id"] for p in projects)
+    templates, pages = walk_v2(sb.url, "/api/v2/projectTemplates", limit=2)
+    assert pages == 2 and {x["id"] for x in templates} == sb.truth("project_templates")
+    assert {x["projects_board_id"] for x in templates} <= {b["id"] for b in boards["data"]}
+
+
 def test_mailbox_threads_by_folder_and_their_messages(sb: Sandbox) -> None:
     assert get(sb.url, "/v1/mailbox/mailThreads").status_code == 400
     assert get(sb.url, "/v1/mailbox/mailThreads", folder="spam").status_code == 400

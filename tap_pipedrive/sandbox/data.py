@@ -64,6 +64,11 @@ TEAM_IDS = (1, 2)  # goal assignees of type team
 DEAL_PRODUCT_WEIGHTS = (30, 25, 20, 15, 10)  # products per deal 0..4: mean 1.5
 PARTICIPANT_EXTRA_WEIGHTS = (60, 30, 10)  # participants besides the deal's person: 0..2
 PROJECT_STATUSES = ("open", "completed", "canceled")
+#: Project boards, each with the same phases: projects' `board_id` and `phase_id` name them
+#: (phase ids run board by board: board b's phases are (b - 1) * 3 + 1 .. 3).
+PROJECT_BOARDS = ("Delivery", "Customer success")
+PROJECT_PHASES = ("Planning", "In progress", "Done")
+PROJECT_TEMPLATES = ("Onboarding", "Rollout", "Migration")
 LEAD_LABELS = (
     ("Hot", "red"),
     ("Warm", "yellow"),
@@ -488,6 +493,18 @@ class Dataset:
         if bulk_edit:
             self._bulk_edit(random.Random(f"{seed}|bulk-edit"), self.tables["deals"], bulk_edit)
         self.max_seeded = max(max(t.upd) for t in self.tables.values() if len(t))
+        # Project boards, phases and templates: after the rest, from a stream of their
+        # own, so that adding them left every other table as it was.
+        meta = random.Random(f"{seed}|project-meta")
+        n_phases = len(PROJECT_BOARDS) * len(PROJECT_PHASES)
+        self.tables["boards"] = self._make_small(meta, "boards", len(PROJECT_BOARDS))
+        self.tables["phases"] = self._make_small(meta, "phases", n_phases)
+        templates = self._make_small(meta, "projectTemplates", len(PROJECT_TEMPLATES))
+        self.tables["projectTemplates"] = templates
+        self.template_links = [
+            (meta.randint(1, len(PROJECT_BOARDS)), meta.choice(self.active_users))
+            for _ in range(len(templates))
+        ]
         self.custom_fields = {e: self._make_custom_fields(e) for e in CUSTOM_FIELD_DEFS}
         self.custom_fields["lead"] = self.custom_fields["deal"]
         self.counts = {k: len(t) for k, t in self.tables.items()}
@@ -1536,6 +1553,44 @@ class Dataset:
             description=r.choice(("", "", "Signed copy", "Latest version")),
         )
         return rec
+
+    def _render_boards(self, i: int, api: str, opts: dict[str, Any]) -> dict[str, Any]:
+        t = self.tables["boards"]
+        return {
+            "id": t.ids[i],
+            "name": PROJECT_BOARDS[i] + self._rev(t, i),
+            "order_nr": i + 1,
+            "add_time": iso_ms(t.add[i]),
+            "update_time": iso_ms(t.upd[i]),
+        }
+
+    def _render_phases(self, i: int, api: str, opts: dict[str, Any]) -> dict[str, Any]:
+        t = self.tables["phases"]
+        return {
+            "id": t.ids[i],
+            "name": PROJECT_PHASES[i % len(PROJECT_PHASES)] + self._rev(t, i),
+            "board_id": self.phase_board(i),
+            "order_nr": i % len(PROJECT_PHASES) + 1,
+            "add_time": iso_ms(t.add[i]),
+            "update_time": iso_ms(t.upd[i]),
+        }
+
+    def phase_board(self, i: int) -> int:
+        """The board of the phase at row `i`."""
+        return i // len(PROJECT_PHASES) + 1
+
+    def _render_projectTemplates(self, i: int, api: str, opts: dict[str, Any]) -> dict[str, Any]:
+        t = self.tables["projectTemplates"]
+        board, owner = self.template_links[i]
+        return {
+            "id": t.ids[i],
+            "title": f"{PROJECT_TEMPLATES[i]} template" + self._rev(t, i),
+            "description": f"Template for {PROJECT_TEMPLATES[i].lower()} projects",
+            "projects_board_id": board,
+            "owner_id": owner,
+            "add_time": iso_ms(t.add[i]),
+            "update_time": iso_ms(t.upd[i]),
+        }
 
     def _render_leadLabels(self, i: int, api: str, opts: dict[str, Any]) -> dict[str, Any]:
         t = self.tables["leadLabels"]

@@ -15,7 +15,9 @@ Endpoints beyond the core lists (all GET; each as its spec documents it):
   ``org_id``), ``/projects/archived``, ``/tasks`` (``is_done``, ``is_milestone``,
   ``assignee_id``, ``project_id``, ``parent_task_id`` incl. ``null``): cursor paging by id;
   the spec gives them no sort and no ``updated_since``. Projects carry custom fields under
-  ``custom_fields``, defined by the v2-only ``/projectFields`` (cursor paging).
+  ``custom_fields``, defined by the v2-only ``/projectFields`` (cursor paging). ``/boards``
+  and ``/phases?board_id=`` (required) answer whole, ``additional_data`` null;
+  ``/projectTemplates`` pages by cursor.
 - v1 ``/files`` (offset, limit capped at 100, ``sort`` id|update_time; deleted files only
   with the legacy ``include_deleted_files=1``), ``/leadLabels`` and ``/permissionSets``
   (``app``) unpaged, ``/roles`` (offset; no ``next_start``, as in the spec).
@@ -239,7 +241,7 @@ class ListSpec:
     """How one list endpoint selects, sorts and pages its table."""
 
     table: str
-    api: str  # "v2" cursor, "v1" offset, "v1raw" unpaged
+    api: str  # "v2" cursor, "v1" offset, "v1raw"/"v2raw" unpaged
     sorts: tuple[str, ...] = ("id", "update_time", "add_time")
     updated_since: bool = True
     updated_until: bool = True
@@ -302,6 +304,20 @@ V2_LISTS: dict[str, ListSpec] = {
         updated_since=False,
         updated_until=False,
         filters=("is_done", "is_milestone", "assignee_id", "project_id", "parent_task_id"),
+    ),
+    # Project boards and phases: no paging, sorting or filter but phases' board_id,
+    # which the spec marks required; templates page by cursor.
+    "boards": ListSpec("boards", "v2raw", sorts=(), updated_since=False, updated_until=False),
+    "phases": ListSpec(
+        "phases",
+        "v2raw",
+        sorts=(),
+        updated_since=False,
+        updated_until=False,
+        filters=("board_id",),
+    ),
+    "projectTemplates": ListSpec(
+        "projectTemplates", "v2", sorts=(), updated_since=False, updated_until=False
     ),
     "stages": ListSpec(
         "stages",
@@ -432,6 +448,9 @@ TRUTH_STREAMS: dict[str, tuple[str, str]] = {
     "archivedprojects": ("projects/archived", "v2"),
     "projectsarchived": ("projects/archived", "v2"),
     "tasks": ("tasks", "v2"),
+    "projectboards": ("boards", "v2"),
+    "projectphases": ("phases", "v2"),
+    "projecttemplates": ("projectTemplates", "v2"),
     "activitytypes": ("activityTypes", "v1"),
     "currencies": ("currencies", "v1"),
     "filters": ("filters", "v1"),
@@ -691,6 +710,8 @@ class Engine:
     def _match_links(self, spec: ListSpec, i: int, wanted: dict[str, str]) -> bool:
         if spec.table == "stages":
             links = {"pipeline_id": i // 5 + 1}
+        elif spec.table == "phases":
+            links = {"board_id": self.data.phase_board(i)}
         elif spec.table == "filters":
             links = {"type": self.data.render("filters", i, "v1")["type"]}
         elif spec.table == "permissionSets":
@@ -718,6 +739,9 @@ class Engine:
 
     def list_v2(self, endpoint: str, params: dict[str, str]) -> tuple[dict[str, Any], bool]:
         spec = V2_LISTS[endpoint]
+        missing = [name for name in spec.filters if spec.api == "v2raw" and not params.get(name)]
+        if missing:
+            raise ApiError(400, f"Validation failed: {missing[0]}: is required")
         sort_by = params.get("sort_by") or "id"
         direction = (params.get("sort_direction") or "asc").lower()
         if not spec.sorts:  # no sort parameters in the spec: they are ignored
@@ -750,6 +774,9 @@ class Engine:
         }
         # Rows come ascending by (key, id); desc pages walk them backwards (ties by id desc).
         rows = self.select(endpoint, spec, filt, [(sort_by, False)])
+        if spec.api == "v2raw":  # one answer, all of it; `additional_data` null (spec)
+            data = [self.data.render(spec.table, r[2], "v2") for r in rows]
+            return {"success": True, "data": data, "additional_data": None}, bool(data)
         page_rows, nxt = self._cursor_page(rows, sort_by, direction, limit, params)
         opts = {
             "include_option_labels": params.get("include_option_labels", "").lower() == "true",

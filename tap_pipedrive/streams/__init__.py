@@ -44,7 +44,14 @@ from tap_pipedrive.streams.fields import (
 )
 from tap_pipedrive.streams.mail import MailMessagesStream, MailThreadsStream
 from tap_pipedrive.streams.pipelines import PipelinesStream, StagesStream
-from tap_pipedrive.streams.projects import ArchivedProjectsStream, ProjectsStream, TasksStream
+from tap_pipedrive.streams.projects import (
+    ArchivedProjectsStream,
+    ProjectBoardsStream,
+    ProjectPhasesStream,
+    ProjectsStream,
+    ProjectTemplatesStream,
+    TasksStream,
+)
 
 STREAM_TYPES = [
     # Core CRM, incremental by update time.
@@ -77,6 +84,9 @@ STREAM_TYPES = [
     ProjectsStream,
     ArchivedProjectsStream,
     TasksStream,
+    ProjectBoardsStream,
+    ProjectPhasesStream,
+    ProjectTemplatesStream,
     # Field definitions.
     DealFieldsStream,
     PersonFieldsStream,

@@ -1,10 +1,14 @@
-"""Projects and their tasks (API v2): no update-time filter, read whole."""
+"""Projects, their tasks, boards, phases and templates (API v2): no update-time filter,
+read whole."""
 
 from __future__ import annotations
 
 import typing as t
 
 from tap_pipedrive.client import PipedriveV2Stream
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
 
 
 class ProjectsStream(PipedriveV2Stream):
@@ -29,3 +33,42 @@ class TasksStream(PipedriveV2Stream):
 
     name = "tasks"
     path = "/tasks"
+
+
+class ProjectBoardsStream(PipedriveV2Stream):
+    """Project boards, what projects' `board_id` names; `/api/v2/boards` (one page).
+    Off unless selected, as are phases and templates: the default run's cost stays that
+    of the tables most accounts use."""
+
+    name = "project_boards"
+    path = "/boards"
+    paginated = False
+    selected_by_default = False
+
+    def get_child_context(self, record: dict, context: Context | None) -> dict[str, t.Any]:
+        return {"board_id": record["id"]}
+
+
+class ProjectPhasesStream(PipedriveV2Stream):
+    """Phases of each board, what projects' `phase_id` names; `/api/v2/phases?board_id=`
+    (required): one request per board."""
+
+    name = "project_phases"
+    path = "/phases"
+    parent_stream_type = ProjectBoardsStream
+    paginated = False
+    selected_by_default = False
+    state_partitioning_keys: t.ClassVar[list[str]] = []
+
+    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
+        params = super().get_url_params(context, next_page_token)
+        params["board_id"] = (context or {})["board_id"]
+        return params
+
+
+class ProjectTemplatesStream(PipedriveV2Stream):
+    """Project templates; `/api/v2/projectTemplates`."""
+
+    name = "project_templates"
+    path = "/projectTemplates"
+    selected_by_default = False
