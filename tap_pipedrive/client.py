@@ -430,6 +430,8 @@ class PipedriveStream(RESTStream[t.Any]):
     paginated: t.ClassVar[bool] = True
     #: Query parameters this endpoint always takes (sorting, status filters, ...).
     extra_params: t.ClassVar[dict[str, t.Any]] = {}
+    #: Query parameters taken from the partition's or parent's context: name -> context key.
+    context_params: t.ClassVar[dict[str, str]] = {}
     #: The name of the endpoint's `>=` update-time filter, if it has one.
     updated_since_param: t.ClassVar[str | None] = None
     #: The endpoint cannot filter by update time: records older than the bookmark are
@@ -796,6 +798,8 @@ class PipedriveStream(RESTStream[t.Any]):
         next_page_token: t.Any,
     ) -> dict[str, t.Any]:
         params: dict[str, t.Any] = dict(self.extra_params)
+        for name, key in self.context_params.items():
+            params[name] = (context or {})[key]
         if self.paginated:
             params["limit"] = self.page_size
         if self.updated_since_param and self.replication_key:

@@ -11,7 +11,6 @@ from tap_pipedrive.client import PipedriveV1Stream, payload_of
 
 if t.TYPE_CHECKING:
     import requests
-    from singer_sdk.helpers.types import Context
 
 
 class _UnpagedV1Stream(PipedriveV1Stream):
@@ -78,12 +77,10 @@ class GoalsStream(_UnpagedV1Stream):
         for active in ("true", "false")
     ]
     state_partitioning_keys: t.ClassVar[list[str]] = []
-
-    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
-        params = super().get_url_params(context, next_page_token)
-        params["assignee.type"] = (context or {})["assignee_type"]
-        params["is_active"] = (context or {})["is_active"]
-        return params
+    context_params: t.ClassVar[dict[str, str]] = {
+        "assignee.type": "assignee_type",
+        "is_active": "is_active",
+    }
 
     def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
         """Goals sit under `data.goals`."""

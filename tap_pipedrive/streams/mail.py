@@ -21,11 +21,7 @@ class MailThreadsStream(PipedriveV1Stream):
     selected_by_default = False
     partitions: t.ClassVar[list[dict[str, str]]] = [{"folder": folder} for folder in FOLDERS]
     state_partitioning_keys: t.ClassVar[list[str]] = []
-
-    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
-        params = super().get_url_params(context, next_page_token)
-        params["folder"] = (context or {})["folder"]
-        return params
+    context_params: t.ClassVar[dict[str, str]] = {"folder": "folder"}
 
     def post_process(
         self, row: dict[str, t.Any], context: Context | None = None

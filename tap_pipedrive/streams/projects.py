@@ -59,11 +59,7 @@ class ProjectPhasesStream(PipedriveV2Stream):
     paginated = False
     selected_by_default = False
     state_partitioning_keys: t.ClassVar[list[str]] = []
-
-    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
-        params = super().get_url_params(context, next_page_token)
-        params["board_id"] = (context or {})["board_id"]
-        return params
+    context_params: t.ClassVar[dict[str, str]] = {"board_id": "board_id"}
 
 
 class ProjectTemplatesStream(PipedriveV2Stream):
