@@ -8,6 +8,7 @@ multiplier x seats), shared by every integration. The costs come from the specs'
 from __future__ import annotations
 
 import json
+import re
 import threading
 import typing as t
 from dataclasses import dataclass, field
@@ -27,7 +28,10 @@ TOKEN_COSTS = load_token_costs()
 
 
 def token_cost(api_version: str, path: str) -> int:
-    return TOKEN_COSTS.get(api_version, {}).get(path, DEFAULT_COST[api_version])
+    """The spec's cost of a request to `path`; the spec names every path parameter
+    `{id}` where the streams name theirs (`{deal_id}`, `{thread_id}`)."""
+    spec_path = re.sub(r"\{[^}]+\}", "{id}", path)
+    return TOKEN_COSTS.get(api_version, {}).get(spec_path, DEFAULT_COST[api_version])
 
 
 class TokenCapReached(PipedriveError):

@@ -19,6 +19,7 @@ import logging
 import math
 import re
 import socket
+import sys
 import threading
 import time
 import typing as t
@@ -46,6 +47,7 @@ from tap_pipedrive.errors import (
     ConfigError,
     ConnectionFailed,
     NotFoundError,
+    PipedriveError,
     RateLimitError,
     RunHalted,
     UnavailableError,
@@ -590,9 +592,19 @@ class PipedriveStream(RESTStream[t.Any]):
                     time_extracted=extracted,
                 )
 
-    def has_pending_work(self) -> bool:
-        """Whether the state could now cover records whose dependants are not yet read."""
-        return False
+    def log(self, message: str, *args: t.Any, level: int = logging.INFO, **kwargs: t.Any) -> None:
+        """Without the SDK's "An unhandled error occurred while syncing" for the tap's own
+        stops (the token cap, a bad token, ...): they are handled, and end the run with a
+        line of their own (exit code 0 for the cap), not an ERROR line per stream."""
+        handled = isinstance(sys.exc_info()[1], (PipedriveError, RunHalted))
+        if handled and message.startswith("An unhandled error occurred"):
+            return
+        super().log(message, *args, level=level, **kwargs)
+
+    def hold_back(self, state: dict[str, t.Any]) -> None:
+        """Move this stream's bookmark in `state` (the tap's, a copy) back before any
+        record whose dependants are not written yet, so that a run resumed from it reads
+        them again. Nothing to do for a stream without dependants."""
 
     @property
     def flags_deletions(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import json
 import logging
@@ -215,8 +216,12 @@ class TapPipedrive(Tap):
             requests.exceptions.RequestException,
             RunHalted,
         ) as exc:
-            if not any(stream.has_pending_work() for stream in self.streams.values()):
-                self._state_writer.write_state(self.state)
+            # The state reached, less what a stream still owes its dependants (deals
+            # whose products are not written yet): resumed, those are read again.
+            state = copy.deepcopy(self.state)
+            for stream in self.streams.values():
+                stream.hold_back(state)
+            self._state_writer.write_state(state)
             if isinstance(exc, RunHalted) and self.halted is not None:
                 raise self.halted from None  # the failure that halted the run
             raise

@@ -6,6 +6,7 @@ These tests read only tap_pipedrive/schemas/: the OpenAPI specs are a dev-time i
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,22 @@ def test_token_costs():
         for path, cost in costs[version].items():
             assert path.startswith("/")
             assert isinstance(cost, int) and cost > 0, (version, path)
+
+
+def test_every_stream_is_charged_what_the_spec_says_its_endpoint_costs():
+    """Each stream's path is found in the spec's costs, path parameters included (the
+    spec writes `{id}` where a stream writes `{deal_id}`): a miss would fall back to a
+    default and count `deal_flow` at 20 tokens instead of 40."""
+    from tap_pipedrive.budget import token_cost
+    from tap_pipedrive.streams import STREAM_TYPES
+
+    costs = json.loads((SCHEMA_DIR / "_token_costs.json").read_text(encoding="utf-8"))
+    for stream in STREAM_TYPES:
+        spec_path = re.sub(r"\{[^}]+\}", "{id}", stream.path)
+        assert spec_path in costs[stream.api_version], stream.name
+        assert token_cost(stream.api_version, stream.path) == costs[stream.api_version][spec_path]
+    assert token_cost("v1", "/deals/{deal_id}/flow") == 40
+    assert token_cost("v1", "/deals/{deal_id}/participants") == 10
 
 
 def test_deals():

@@ -96,14 +96,20 @@ class DealsStream(UpdatedSinceMixin, PipedriveV2Stream):
             self._write_oldest_batch(child)
 
     def _send_product_batch(self, child: DealProductsStream) -> None:
-        batch, self._product_batch = self._product_batch, _ProductBatch()
+        """Request the batch being filled; it counts as pending throughout, also if the
+        request is refused (the token cap) before it is sent."""
+        batch = self._product_batch
         if batch.deal_ids:
             batch.context = child.prefetch(batch.deal_ids)
             self._batches_in_flight.append(batch)
+        self._product_batch = _ProductBatch()
 
     def _write_oldest_batch(self, child: DealProductsStream) -> None:
-        batch = self._batches_in_flight.popleft()
-        child.sync(context=batch.context)
+        """Write the oldest batch's products; it stays pending until they are all
+        written, so that a run stopped while they are read (the token cap, the daily
+        budget spent) holds its deals bookmark back before that batch's deals."""
+        child.sync(context=self._batches_in_flight[0].context)
+        self._batches_in_flight.popleft()
 
     def _flush_products(self) -> None:
         """Write the products of every deal emitted so far."""
@@ -118,24 +124,34 @@ class DealsStream(UpdatedSinceMixin, PipedriveV2Stream):
         self._flush_products()
 
     def _write_state_message(self) -> None:
-        """A bookmark must not pass a deal whose products are still unread: while batches
-        are pending, the STATE holds the bookmark back to the update time of the oldest
-        deal among them (a resumed run reads from there again, `updated_since` is `>=`)."""
-        pending = [b for b in (*self._batches_in_flight, self._product_batch) if b.deal_ids]
-        if not pending or self.state_manager.is_flushed:
+        """A bookmark must not pass a deal whose products are still unwritten: while
+        batches are pending, the STATE holds it back (`hold_back`)."""
+        if not self._pending_batches() or self.state_manager.is_flushed:
             super()._write_state_message()
             return
         state = copy.deepcopy(self.tap_state)
+        self.hold_back(state)
+        self._tap.state_writer.write_state(state)
+        self.state_manager.is_flushed = True
+
+    def _pending_batches(self) -> list[_ProductBatch]:
+        """The batches whose products are not all written yet, oldest first."""
+        return [b for b in (*self._batches_in_flight, self._product_batch) if b.deal_ids]
+
+    def hold_back(self, state: dict[str, t.Any]) -> None:
+        """Back to the update time of the oldest deal among the pending batches: a
+        resumed run reads from there again (`updated_since` is `>=`). Nor is the sync
+        complete: without `synced_at`, the resumed run cannot skip deals as unchanged
+        (the list may have ended, and its time been marked, before the last products)."""
+        pending = self._pending_batches()
+        if not pending:
+            return
         entry = state.get("bookmarks", {}).get(self.name, {})
+        entry.pop("synced_at", None)
         held_back = pending[0].first_update_time
         value = entry.get("replication_key_value")
         if held_back and value and parse_datetime(held_back) < parse_datetime(value):
             entry["replication_key_value"] = held_back
-        self._tap.state_writer.write_state(state)
-        self.state_manager.is_flushed = True
-
-    def has_pending_work(self) -> bool:
-        return bool(self._product_batch.deal_ids or self._batches_in_flight)
 
 
 @dataclass
