@@ -268,6 +268,12 @@ class UpdateTimePaginator(OffsetPaginator):
     Here the token is `(updated_since, start)`: the next page asks for records updated at or
     after the last record's second, skipping only the ones of that same second already
     read. An update mid-sync can then only shift records within one second's tie group.
+
+    That shift is caught too: each next page overlaps the last by one record, expected
+    to be the last one read. If another comes first, records of the tie group were edited
+    or deleted since (moved out of it), and the offset would pass over an unread one: the
+    page is dropped and the second read again from its start, without the records of it
+    already read. The overlap record itself is dropped from every page.
     """
 
     def __init__(self, page_size: int, replication_key: str, since: str | None) -> None:
@@ -275,24 +281,67 @@ class UpdateTimePaginator(OffsetPaginator):
         self._value = None
         self.replication_key = replication_key
         self.since = since
+        #: The id the page asked for should begin with (the last record read), if any.
+        self._expected: t.Any = None
+        #: Ids of the records of the token's second already read.
+        self._seen: set[t.Any] = set()
 
     def get_next(self, response: requests.Response) -> tuple[str | None, int] | None:
+        """The next token, from the page as answered; the page's `data` is left with the
+        records to emit (without the overlap record and those of the second already read).
+        """
         payload = payload_of(response)
         additional = payload.get("additional_data") or {}
+        page = payload.get("data") or []
+        asked = self.current_value or (self.since, 0)
+        since, start = asked
+        expected, self._expected = self._expected, None
+        if expected is not None:
+            if page and page[0].get("id") == expected:
+                page, start = page[1:], start + 1  # `page` begins at offset `start`
+            elif start > 0:  # the tie group moved: read its second again, from its start
+                payload["data"] = []
+                return since, 0
+        seconds = [_second_of(record.get(self.replication_key)) for record in page]
+        kept = [
+            row
+            for row, second in zip(page, seconds, strict=True)
+            if second != since or row.get("id") not in self._seen
+        ]
+        if len(kept) != len(payload.get("data") or []):
+            # Only when something goes: a page that only tells where a list ends (asked
+            # of a new paginator, from another thread) is left as the reader has it.
+            payload["data"] = kept
         if super().next_token(additional) is None:
             return None
-        records = payload.get("data") or []
-        since, start = self.current_value or (self.since, 0)
-        seconds = [_second_of(record.get(self.replication_key)) for record in records]
         if not seconds or None in seconds or seconds != sorted(seconds):
             # Not sorted by update time as asked (or no update times): restarting at the
             # last record's time could skip records; page on by plain offsets instead.
-            return since, start + len(records)
+            self._seen = set()
+            return since, start + len(page)
         last_second = seconds[-1]
-        same_second = seconds.count(last_second)  # sorted: they are the page's last ones
+        ids = {
+            row.get("id")
+            for row, second in zip(page, seconds, strict=True)
+            if second == last_second
+        }
         if last_second == since:
-            return since, start + same_second
-        return last_second, same_second
+            self._seen |= ids
+            token = (since, start + len(page))
+        else:  # the page's records of `last_second` are its last ones, the first of it
+            self._seen = ids
+            token = (last_second, sum(1 for second in seconds if second == last_second))
+        overlapped = (token[0], token[1] - 1)
+        if token[1] >= 1 and page[-1].get("id") is not None and overlapped != asked:
+            self._expected = page[-1].get("id")
+            return overlapped
+        return token
+
+    def already_read(self, second: str | None, ids: set[t.Any]) -> None:
+        """Records of `second` read before this paginator took over (pages read ahead by
+        offsets): left out if the second is read again."""
+        if self.current_value and self.current_value[0] == second:
+            self._seen |= ids
 
 
 class NewestFirstPaginator(OffsetPaginator):
@@ -1278,6 +1327,27 @@ class PipedriveV1Stream(PipedriveStream):
                 )
             return True
 
+        # The last update second of the pages written so far, and the ids of its records:
+        # if the list is then read in sequence from that second, they are not sent again.
+        tie_second: str | None = None
+        tie_ids: set[t.Any] = set()
+
+        def written(page: requests.Response) -> None:
+            nonlocal tie_second, tie_ids
+            data = payload_of(page).get("data") or []
+            if not keyset or not data:
+                return
+            last = _second_of(data[-1].get(self.replication_key))
+            ids = set()
+            for row in reversed(data):
+                if _second_of(row.get(self.replication_key)) != last:
+                    break
+                ids.add(row.get("id"))
+            else:  # the whole page is one second: it may go on from the page before
+                if last == tie_second:
+                    ids |= tie_ids
+            tie_second, tie_ids = last, ids
+
         def in_sequence_after(
             page: requests.Response, token: t.Any
         ) -> t.Iterator[requests.Response]:
@@ -1287,6 +1357,8 @@ class PipedriveV1Stream(PipedriveStream):
             paginator = t.cast(_PipedrivePaginator, self.get_new_paginator())
             paginator.resume_at(token)
             paginator.advance(page)
+            if isinstance(paginator, UpdateTimePaginator):
+                paginator.already_read(tie_second, tie_ids)
             if not paginator.finished:
                 yield from self.new_chain(context, paginator).pages()
 
@@ -1299,6 +1371,7 @@ class PipedriveV1Stream(PipedriveStream):
                 return
             fill()
             yield first
+            written(first)
             while (taken := next_page()) is not None:
                 start, chain = taken
                 response = next(read_ahead.pages(chain), None)
@@ -1322,6 +1395,7 @@ class PipedriveV1Stream(PipedriveStream):
                 yield response
                 if ended:
                     break
+                written(response)
                 previous, previous_start = response, start
                 fill()
         finally:
@@ -1499,12 +1573,23 @@ class PipedriveV2Stream(PipedriveStream):
         self, window: Window, data: list[dict[str, t.Any]]
     ) -> tuple[list[dict[str, t.Any]], bool]:
         """The records of `data` that belong to `window`, and whether the page went past
-        its end. Pipedrive applies both bounds, so this only checks the page's first and
-        last record; a server that ignores one would otherwise have every window read
-        the records of its neighbours again, written twice and out of order."""
+        its end. Pipedrive applies both bounds; a server that ignores one would otherwise
+        have every window read the records of its neighbours again, written twice and out
+        of order. A record inside the page but outside the window was edited while the
+        page was put together (selected at its old update time, sent with the new one):
+        it is left out, to a later window or the next run, not written out of order (the
+        SDK would stop the run)."""
         key = self.replication_key
         if not data or not key:
             return data, False
+
+        def inside(row: dict[str, t.Any]) -> bool:
+            try:
+                time = parse_datetime(row[key])
+            except (KeyError, TypeError, ValueError):
+                return True  # no time to place it by: as the API sent it
+            return time >= window.since and (window.until is None or time < window.until)
+
         try:
             first, last = (parse_datetime(data[i][key]) for i in (0, -1))
         except (KeyError, TypeError, ValueError):
@@ -1512,7 +1597,14 @@ class PipedriveV2Stream(PipedriveStream):
         before = first < window.since
         past = window.until is not None and last >= window.until
         if not (before or past):
-            return data, False
+            kept = [row for row in data if inside(row)]
+            if len(kept) < len(data) and self._first_time("edited mid-page"):
+                self.logger.info(
+                    "%s: a page held records updated while it was read, outside its time "
+                    "window; they are read with their new update time, later",
+                    self.name,
+                )
+            return kept, False
         ignored = "updated_since" if before else "updated_until"
         if (before or self.updated_until_param) and self._first_time(f"ignored {ignored}"):
             self.logger.warning(
@@ -1522,11 +1614,6 @@ class PipedriveV2Stream(PipedriveStream):
                 ignored,
                 self.name,
             )
-
-        def inside(row: dict[str, t.Any]) -> bool:
-            time = parse_datetime(row[key])
-            return time >= window.since and (window.until is None or time < window.until)
-
         return [row for row in data if inside(row)], past
 
     def _newest_time(self, payload: dict[str, t.Any]) -> dt.datetime | None:

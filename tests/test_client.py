@@ -141,24 +141,54 @@ def test_v1_offset_paging_follows_next_start_and_stops_on_data_null() -> None:
 @responses.activate
 def test_v1_sorted_paging_restarts_at_the_last_update_time() -> None:
     """Each page asks again from the last record's second, skipping only that second's
-    records already read, so a record updated mid-sync cannot shift another one away."""
+    records already read, so a record updated mid-sync cannot shift another one away;
+    it overlaps the page before by its last record, which is dropped."""
+    ten = "2024-06-01 10:00:00"
     responses.get(
-        f"{V1}/notes",
-        json=v1_page([1, 2, 3], 0, True, ["2024-06-01 09:00:00"] + ["2024-06-01 10:00:00"] * 2),
+        f"{V1}/notes", json=v1_page([1, 2, 3], 0, True, ["2024-06-01 09:00:00", ten, ten])
     )
-    responses.get(f"{V1}/notes", json=v1_page([4], 2, True, ["2024-06-01 10:00:00"]))
-    responses.get(f"{V1}/notes", json=v1_page([5], 3, True, ["2024-06-02 08:00:00"]))
-    responses.get(f"{V1}/notes", json=v1_page([], 1, False))
+    responses.get(f"{V1}/notes", json=v1_page([3, 4], 1, True, [ten, ten]))
+    responses.get(f"{V1}/notes", json=v1_page([4, 5], 2, True, [ten, "2024-06-02 08:00:00"]))
+    responses.get(f"{V1}/notes", json=v1_page([5], 0, False, ["2024-06-02 08:00:00"]))
     got = records(make_stream("notes"))
     assert [r["id"] for r in got] == [1, 2, 3, 4, 5]
     params = [call.request.params for call in api_calls()]
     assert [(p["updated_since"], p["start"]) for p in params] == [
         ("2024-05-01T00:00:00Z", "0"),
+        ("2024-06-01T10:00:00Z", "1"),
         ("2024-06-01T10:00:00Z", "2"),
-        ("2024-06-01T10:00:00Z", "3"),
-        ("2024-06-02T08:00:00Z", "1"),
+        ("2024-06-02T08:00:00Z", "0"),
     ]
     assert all(p["limit"] == "500" and p["sort"] == "update_time ASC" for p in params)
+
+
+@responses.activate
+def test_v1_sorted_paging_reads_a_second_again_when_its_records_moved() -> None:
+    """Note 2, read on the first page, is edited before the second is asked for: the
+    notes of its second shift back by one, and the page at the offset no longer begins
+    with note 3, the last one read. Paging on from there would skip note 4; the second is
+    read again from its start instead, without the notes of it already sent."""
+    ten = "2024-06-01 10:00:00"
+    responses.get(
+        f"{V1}/notes", json=v1_page([1, 2, 3], 0, True, ["2024-06-01 09:00:00", ten, ten])
+    )
+    responses.get(
+        f"{V1}/notes", json=v1_page([4, 5, 2], 1, False, [ten, ten, "2024-06-03 12:00:00"])
+    )
+    responses.get(
+        f"{V1}/notes", json=v1_page([3, 4, 5, 2], 0, False, [ten, ten, ten, "2024-06-03 12:00:00"])
+    )
+    got = records(make_stream("notes"))
+    assert [(r["id"], r["update_time"][:10]) for r in got] == [
+        (1, "2024-06-01"), (2, "2024-06-01"), (3, "2024-06-01"), (4, "2024-06-01"),
+        (5, "2024-06-01"), (2, "2024-06-03"),
+    ]  # fmt: skip
+    params = [call.request.params for call in api_calls()]
+    assert [(p["updated_since"], p["start"]) for p in params] == [
+        ("2024-05-01T00:00:00Z", "0"),
+        ("2024-06-01T10:00:00Z", "1"),
+        ("2024-06-01T10:00:00Z", "0"),
+    ]
 
 
 @responses.activate
@@ -171,10 +201,10 @@ def test_v1_flat_pagination_of_leads_without_next_start() -> None:
         return {"success": True, "data": data, "additional_data": flat}
 
     responses.get(f"{V1}/leads", json=page(["a", "b"], 0, True))
-    responses.get(f"{V1}/leads", json=page(["c"], 2, False))
+    responses.get(f"{V1}/leads", json=page(["b", "c"], 1, False))
     got = records(make_stream("leads"))
     assert [r["id"] for r in got] == ["a", "b", "c"]
-    assert api_calls()[1].request.params["start"] == "2"
+    assert api_calls()[1].request.params["start"] == "1"  # overlapping "b"
 
 
 @responses.activate
