@@ -25,6 +25,8 @@ from collections import deque
 BURST_WINDOW_SECONDS = 2.0
 #: Requests per window left unused, as a margin for arrivals that the network bunches.
 HEADROOM = 2
+#: Send times kept: more than any plan's burst limit (120).
+SENT_KEPT = 256
 
 
 class Pacer:
@@ -38,8 +40,11 @@ class Pacer:
         self.interval = 0.0
         self._next_slot = 0.0
         self._lock = threading.Lock()
-        #: When the last `limit - HEADROOM` requests left, once the limit is known.
-        self._sent: deque[float] = deque(maxlen=1)
+        #: When the latest requests left, from the run's first: those sent before an
+        #: answer told the limit count in its window too.
+        self._sent: deque[float] = deque(maxlen=SENT_KEPT)
+        #: Requests a window may hold, once the limit is known.
+        self.allowed = 0
         #: The shortest round trip of the run so far.
         self.round_trip = 0.0
         self.limit = 0
@@ -72,13 +77,13 @@ class Pacer:
             self._next_slot = slot + self.interval
         if slot > now:
             time.sleep(slot - now)
-        if not self.interval:
-            return
         while True:
             with self._lock:
                 now = time.monotonic()
-                window_full = len(self._sent) == self._sent.maxlen
-                room_at = self._sent[0] + BURST_WINDOW_SECONDS if window_full else now
+                allowed = self.allowed
+                # The window is full while the `allowed`-th latest request is in it.
+                full = allowed and len(self._sent) >= allowed
+                room_at = self._sent[-allowed] + BURST_WINDOW_SECONDS if full else now
                 if room_at <= now:
                     self._sent.append(now)
                     return
@@ -105,7 +110,5 @@ class Pacer:
                 self._apply_limit()
 
     def _apply_limit(self) -> None:
-        allowed = max(self.limit - self.headroom, 1)
-        self.interval = BURST_WINDOW_SECONDS / allowed
-        if self._sent.maxlen != allowed:
-            self._sent = deque(self._sent, maxlen=allowed)
+        self.allowed = min(max(self.limit - self.headroom, 1), SENT_KEPT)
+        self.interval = BURST_WINDOW_SECONDS / self.allowed

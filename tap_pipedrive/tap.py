@@ -57,6 +57,9 @@ class TapPipedrive(Tap):
 
     name = "tap-pipedrive"
     message_writer_class = BufferedSingerWriter
+    #: The catalog depends on the account (its custom fields): `--discover` then checks
+    #: the settings as a sync does, one line for a wrong one, instead of trying them.
+    dynamic_catalog = True
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -516,6 +519,16 @@ class TapPipedrive(Tap):
             # A bad one is reported by _validate_config when validation is on.
             with contextlib.suppress(ValueError):
                 self._config["start_date"] = format_datetime(parse_datetime(str(start)))
+
+    def run_discovery(self) -> str:
+        """The catalog, whatever `max_tokens_per_run`: the cap is a sync's (discovery
+        reads only the field definitions, 7 requests), and a capped discovery would leave
+        Meltano without a catalog."""
+        cap, self.meter.cap = self.meter.cap, None
+        try:
+            return super().run_discovery()
+        finally:
+            self.meter.cap = cap
 
     def discover_streams(self) -> list[Stream]:
         return [stream_class(tap=self) for stream_class in STREAM_TYPES]

@@ -57,9 +57,16 @@ def assert_one_line(returncode: int, stderr: str, *words: str) -> None:
         ({"custom_field_names": "labels"}, ["custom_field_names"]),
     ],
 )
-def test_bad_setting(tmp_path: Path, change: dict[str, t.Any], words: list[str]) -> None:
+@pytest.mark.parametrize("mode", [[], ["--discover"]], ids=["sync", "discover"])
+def test_bad_setting(
+    tmp_path: Path, change: dict[str, t.Any], words: list[str], mode: list[str]
+) -> None:
+    """In a sync and in discovery alike (Meltano discovers before every run, and the
+    catalog depends on the account): before discovery checked nothing, and a bad
+    setting surfaced, if at all, as a traceback from the first request."""
     config = {key: value for key, value in {**GOOD, **change}.items() if value is not None}
-    assert_one_line(*run_cli(tmp_path, "--config", write(tmp_path, "c.json", config)), *words)
+    config_file = write(tmp_path, "c.json", config)
+    assert_one_line(*run_cli(tmp_path, "--config", config_file, *mode), *words)
 
 
 def test_config_from_env_missing_start_date(tmp_path: Path) -> None:

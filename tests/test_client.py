@@ -544,6 +544,32 @@ def test_pacer_spaces_requests_by_the_burst_limit(monkeypatch: pytest.MonkeyPatc
     assert slept == [pytest.approx(0.05)]
 
 
+def test_pacer_counts_the_requests_sent_before_it_knew_the_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The run's first requests leave together, before any answer tells the limit (field
+    definitions, the first pages): they count in the window once it is known, or the
+    paced ones after them would crowd it (a 429 at 20 a window, Pipedrive's lowest)."""
+    from tap_pipedrive.pacing import Pacer
+
+    clock = [100.0]
+    monkeypatch.setattr("tap_pipedrive.pacing.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr(
+        "tap_pipedrive.pacing.time.sleep", lambda seconds: clock.__setitem__(0, clock[0] + seconds)
+    )
+    pacer = Pacer()
+    sent = []
+    for _ in range(15):
+        pacer.wait_for_slot()
+        sent.append(clock[0])
+    pacer.learn({"x-ratelimit-limit": "20"})  # 18 a window, 2 kept spare
+    for _ in range(10):
+        pacer.wait_for_slot()
+        sent.append(clock[0])
+    assert sum(1 for at in sent if at < 102.0) == 18
+    assert all(at >= 102.0 for at in sent[18:])
+
+
 def test_pacer_never_lets_late_wakeups_crowd_a_burst_window(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

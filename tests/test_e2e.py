@@ -379,6 +379,16 @@ def test_a_token_cap_met_while_deal_products_are_read_loses_none_of_them(
     assert stopped_in_products
 
 
+def test_discovery_writes_the_catalog_whatever_the_token_cap(
+    config: dict[str, str], tmp_path: Path
+) -> None:
+    """The cap is a sync's: discovery (the field definitions, 140 tokens) below it
+    wrote no catalog and exited 0 before, and Meltano then failed on an invalid catalog."""
+    catalog = discover(tmp_path, {**config, "max_tokens_per_run": 50})
+    names = {entry["tap_stream_id"] for entry in catalog["streams"]}
+    assert names == set(STREAMS)
+
+
 def test_deletions_are_flagged_for_every_entity_that_reports_them(tmp_path: Path) -> None:
     """Deleted deals come from `status=deleted`; deleted persons, organizations, products,
     activities, notes and files, which their lists leave out, from `/v1/recents`."""
