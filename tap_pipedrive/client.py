@@ -303,15 +303,15 @@ class UpdateTimePaginator(OffsetPaginator):
                 payload["data"] = []
                 return since, 0
         seconds = [_second_of(record.get(self.replication_key)) for record in page]
-        kept = [
-            row
-            for row, second in zip(page, seconds, strict=True)
-            if second != since or row.get("id") not in self._seen
-        ]
-        if len(kept) != len(payload.get("data") or []):
-            # Only when something goes: a page that only tells where a list ends (asked
-            # of a new paginator, from another thread) is left as the reader has it.
-            payload["data"] = kept
+        if expected is not None or self._seen:
+            # Only a paginator that has read pages changes one. A new one asked where a
+            # list ends (from another thread, for a page read ahead) leaves it as it is:
+            # its reader may be dropping the overlap record from it at this moment.
+            payload["data"] = [
+                row
+                for row, second in zip(page, seconds, strict=True)
+                if second != since or row.get("id") not in self._seen
+            ]
         if super().next_token(additional) is None:
             return None
         if not seconds or None in seconds or seconds != sorted(seconds):

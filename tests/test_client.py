@@ -191,6 +191,31 @@ def test_v1_sorted_paging_reads_a_second_again_when_its_records_moved() -> None:
     ]
 
 
+def test_a_new_paginator_asked_where_a_list_ends_leaves_the_page_alone() -> None:
+    """Pages read ahead by offsets are asked of a new paginator whether the list ends
+    there, from the thread that fetched them, while the writer may be dropping their
+    overlap record: that paginator must not put the page's records back. (It did, and
+    a 100k backfill under latency sent 3 to 5 notes twice.)"""
+    from tap_pipedrive.client import UpdateTimePaginator
+
+    class WriterDropsTheOverlapMeanwhile(dict):
+        """The page's body, whose first record the writer drops right after the
+        paginator first reads the records."""
+
+        def get(self, key: str, default: t.Any = None) -> t.Any:
+            value = super().get(key, default)
+            if key == "data" and value and value[0]["id"] == 1:
+                self["data"] = value[1:]
+            return value
+
+    times = ["2024-06-01 10:00:00"] * 2 + ["2024-06-01 11:00:00"]
+    response = requests.Response()
+    response.status_code = 200
+    response._pipedrive_payload = WriterDropsTheOverlapMeanwhile(v1_page([1, 2, 3], 0, True, times))
+    assert UpdateTimePaginator(500, "update_time", "2024-05-01T00:00:00Z").get_next(response)
+    assert [row["id"] for row in response._pipedrive_payload["data"]] == [2, 3]
+
+
 @responses.activate
 def test_v1_flat_pagination_of_leads_without_next_start() -> None:
     """Leads put `start`/`limit`/`more_items_in_collection` directly in additional_data."""
