@@ -425,6 +425,13 @@ class _OnePage(BaseAPIPaginator[t.Any]):
         return None
 
 
+def reaches_past(records: list[dict[str, t.Any]], key: str, until: dt.datetime) -> bool:
+    """Whether a page of a time window reaches past its end: its last two records do (or
+    its only one). A last record alone past it may be one edited while the page was put
+    together, with more of the window after it. Raises what parsing a time raises."""
+    return bool(records) and all(parse_datetime(row[key]) >= until for row in records[-2:])
+
+
 class WindowPaginator(_PipedrivePaginator):
     """The cursor pages of one time window: the token is `(window, cursor)`. The window
     ends at the first page that reaches its `until`, whether or not the server applied
@@ -440,7 +447,7 @@ class WindowPaginator(_PipedrivePaginator):
         if window.until is not None:
             records = payload_of(response).get("data") or []
             with contextlib.suppress(KeyError, TypeError, ValueError, IndexError):
-                if records and parse_datetime(records[-1][self._key]) >= window.until:
+                if reaches_past(records, self._key, window.until):
                     return None
         return super().get_next(response)
 
@@ -1591,11 +1598,11 @@ class PipedriveV2Stream(PipedriveStream):
             return time >= window.since and (window.until is None or time < window.until)
 
         try:
-            first, last = (parse_datetime(data[i][key]) for i in (0, -1))
+            first = parse_datetime(data[0][key])
+            past = window.until is not None and reaches_past(data, key, window.until)
         except (KeyError, TypeError, ValueError):
             return data, False
         before = first < window.since
-        past = window.until is not None and last >= window.until
         if not (before or past):
             kept = [row for row in data if inside(row)]
             if len(kept) < len(data) and self._first_time("edited mid-page"):
