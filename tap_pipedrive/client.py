@@ -319,18 +319,13 @@ class UpdateTimePaginator(OffsetPaginator):
             # last record's time could skip records; page on by plain offsets instead.
             self._seen = set()
             return since, start + len(page)
-        last_second = seconds[-1]
-        ids = {
-            row.get("id")
-            for row, second in zip(page, seconds, strict=True)
-            if second == last_second
-        }
+        last_second, tie = _last_second_run(page, self.replication_key)
         if last_second == since:
-            self._seen |= ids
+            self._seen |= set(tie)
             token = (since, start + len(page))
         else:  # the page's records of `last_second` are its last ones, the first of it
-            self._seen = ids
-            token = (last_second, sum(1 for second in seconds if second == last_second))
+            self._seen = set(tie)
+            token = (last_second, len(tie))
         overlapped = (token[0], token[1] - 1)
         if token[1] >= 1 and page[-1].get("id") is not None and overlapped != asked:
             self._expected = page[-1].get("id")
@@ -380,6 +375,18 @@ def _second_of(value: t.Any) -> str | None:
         return to_query_timestamp(parse_datetime(value))
     except ValueError:
         return None
+
+
+def _last_second_run(rows: list[dict[str, t.Any]], key: str) -> tuple[str | None, list[t.Any]]:
+    """The update second of a sorted page's last record, and the ids of the records of
+    that second at the page's end, in page order."""
+    if not rows:
+        return None, []
+    last = _second_of(rows[-1].get(key))
+    run = 0
+    while run < len(rows) and _second_of(rows[-1 - run].get(key)) == last:
+        run += 1
+    return last, [row.get("id") for row in rows[len(rows) - run :]]
 
 
 class CursorPaginator(_PipedrivePaginator):
@@ -1344,15 +1351,10 @@ class PipedriveV1Stream(PipedriveStream):
             data = payload_of(page).get("data") or []
             if not keyset or not data:
                 return
-            last = _second_of(data[-1].get(self.replication_key))
-            ids = set()
-            for row in reversed(data):
-                if _second_of(row.get(self.replication_key)) != last:
-                    break
-                ids.add(row.get("id"))
-            else:  # the whole page is one second: it may go on from the page before
-                if last == tie_second:
-                    ids |= tie_ids
+            last, tie = _last_second_run(data, t.cast(str, self.replication_key))
+            ids = set(tie)
+            if len(tie) == len(data) and last == tie_second:  # one second, from before
+                ids |= tie_ids
             tie_second, tie_ids = last, ids
 
         def in_sequence_after(

@@ -250,6 +250,7 @@ class ListSpec:
     since_kind: str = "rfc3339"
     max_limit: int = MAX_LIMIT  # per-endpoint page cap (files 100)
     next_start: bool = True  # v1: the spec documents `pagination.next_start`
+    required: tuple[str, ...] = ()  # parameters the spec marks required: 400 without
 
 
 V2_LISTS: dict[str, ListSpec] = {
@@ -315,6 +316,7 @@ V2_LISTS: dict[str, ListSpec] = {
         updated_since=False,
         updated_until=False,
         filters=("board_id",),
+        required=("board_id",),
     ),
     "projectTemplates": ListSpec(
         "projectTemplates", "v2", sorts=(), updated_since=False, updated_until=False
@@ -739,7 +741,7 @@ class Engine:
 
     def list_v2(self, endpoint: str, params: dict[str, str]) -> tuple[dict[str, Any], bool]:
         spec = V2_LISTS[endpoint]
-        missing = [name for name in spec.filters if spec.api == "v2raw" and not params.get(name)]
+        missing = [name for name in spec.required if not params.get(name)]
         if missing:
             raise ApiError(400, f"Validation failed: {missing[0]}: is required")
         sort_by = params.get("sort_by") or "id"
