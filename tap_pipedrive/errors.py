@@ -6,6 +6,8 @@ stderr and exits non-zero, instead of a traceback.
 
 from __future__ import annotations
 
+import signal
+
 from singer_sdk.exceptions import FatalAPIError
 
 
@@ -49,6 +51,20 @@ class NotFoundError(UnavailableError):
 
 class ConnectionFailed(PipedriveError):
     """The host could not be reached even after retries."""
+
+
+class Stopped(PipedriveError):
+    """A signal stopped the run: SIGTERM (cron's `timeout`, Meltano cancelling a job) or
+    SIGINT (Ctrl-C). It exits as a shell reports a process ended by that signal
+    (128 + its number), never 0: the run did not finish."""
+
+    def __init__(self, signum: int) -> None:
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        super().__init__(f"stopped by {name}; the last STATE written lets the next run resume")
+        self.exit_code = 128 + signum
 
 
 class RunHalted(Exception):

@@ -7,10 +7,12 @@ import copy
 import datetime as dt
 import json
 import logging
+import os
 import sys
 import threading
 import typing as t
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from types import FrameType
 
 import requests
 from singer_sdk import Tap
@@ -26,6 +28,7 @@ from tap_pipedrive.errors import (
     ConnectionFailed,
     PipedriveError,
     RunHalted,
+    Stopped,
     UnavailableError,
 )
 from tap_pipedrive.inputs import check_cli_files
@@ -36,6 +39,8 @@ from tap_pipedrive.streams import STREAM_TYPES
 from tap_pipedrive.streams.fields import FIELDS_STREAM_OF
 from tap_pipedrive.timeutil import UTC, format_datetime, parse_datetime
 from tap_pipedrive.writer import BufferedSingerWriter, target_stopped_reading
+
+T = t.TypeVar("T")
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -189,6 +194,24 @@ class TapPipedrive(Tap):
         if self.halted is None:
             self.halted = error
 
+    #: Whether a signal has stopped the run.
+    _stopping: bool = False
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM or SIGINT: stop as a fatal error does. The SDK's own handler writes the
+        state as it stands (the deals bookmark past products not yet written) and exits 0,
+        as if the run had finished. Raised in the main thread, the stop goes through
+        `sync_all`, which writes the state less what is still owed and halts every thread's
+        requests. A second signal ends the process at once."""
+        if self._stopping:
+            sys.stderr.write("tap-pipedrive: stopped at once by a second signal\n")
+            sys.stderr.flush()
+            os._exit(128 + signum)
+        self._stopping = True
+        stopped = Stopped(signum)
+        self.halt(stopped)
+        raise stopped
+
     @property
     def concurrency(self) -> int:
         return int(self.config.get("max_concurrent_requests") or DEFAULT_CONCURRENCY)
@@ -301,9 +324,7 @@ class TapPipedrive(Tap):
         if plan is None or self.concurrency <= 1:  # nothing to read, or nothing runs ahead
             self._recent_changes = self._read_recents(plan)
         else:
-            pool = ThreadPoolExecutor(1, thread_name_prefix="recents")
-            self._recents_reading = pool.submit(self._read_recents, plan)
-            pool.shutdown(wait=False)
+            self._recents_reading = in_background("recents", self._read_recents, plan)
 
     def _recents_to_read(self) -> tuple[frozenset[str], dt.datetime] | None:
         """The item types to ask `/v1/recents` for, and from when: the earliest time any
@@ -454,6 +475,10 @@ class TapPipedrive(Tap):
         """Validate settings and stop with one line that names the wrong one."""
         if not self._config.get("api_key") and self._config.get("api_token"):
             self._config["api_key"] = self._config["api_token"]
+        token = self._config.get("api_key")
+        if isinstance(token, str) and token != token.strip():
+            # A token file's newline or a pasted space: no token has whitespace around it.
+            self._config["api_key"] = token.strip()
         problems = self._check_settings()
         if problems and raise_errors:
             raise ConfigError(problems[0])
@@ -466,8 +491,10 @@ class TapPipedrive(Tap):
     def _check_settings(self) -> list[str]:
         config = self._config
         problems = []
-        token = (config.get("api_key") or config.get("api_token") or "").strip()
-        if not token:
+        token = config.get("api_key") or config.get("api_token") or ""
+        if not isinstance(token, str):
+            problems.append("Setting api_key must be a string: give your Pipedrive API token")
+        elif not token:
             problems.append(
                 "Setting api_key is missing or empty: give your Pipedrive API token "
                 "(e.g. TAP_PIPEDRIVE_API_KEY=...)"
@@ -581,13 +608,15 @@ class TapPipedrive(Tap):
     def _read_field_definitions(self, entities: set[str | None]) -> None:
         unread = sorted(e for e in entities if e and e not in self._field_definitions)
         streams = [self.streams[FIELDS_STREAM_OF[entity].name] for entity in unread]
-        if len(unread) > 1 and self.concurrency > 1:
-            with ThreadPoolExecutor(min(len(unread), self.concurrency)) as pool:
-                rows = list(pool.map(self._request_field_definitions, unread, streams))
-        else:
-            rows = [
-                self._request_field_definitions(*pair) for pair in zip(unread, streams, strict=True)
+        rows: list[list[dict[str, t.Any]]] = []
+        # Side by side, at most `max_concurrent_requests` at a time.
+        pairs = list(zip(unread, streams, strict=True))
+        for at in range(0, len(pairs), self.concurrency):
+            batch = [
+                in_background("fields", self._request_field_definitions, *pair)
+                for pair in pairs[at : at + self.concurrency]
             ]
+            rows += [reading.result() for reading in batch]
         self._field_definitions.update(zip(unread, rows, strict=True))
 
     def _request_field_definitions(
@@ -607,6 +636,23 @@ class TapPipedrive(Tap):
                 entity,
             )
             return []
+
+
+def in_background(name: str, function: t.Callable[..., T], *args: t.Any) -> Future[T]:
+    """`function(*args)` in a daemon thread: a run stopped (by a signal, or a fatal answer
+    elsewhere) does not wait at exit for its request to time out, as it would for a
+    `ThreadPoolExecutor`'s worker."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(function(*args))
+        except BaseException as exc:  # handed to whoever waits for the result
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 def _head_key(stream_name: str, context: Context | None) -> str:
@@ -637,7 +683,7 @@ def main() -> None:
             if exc.cause is None:
                 raise
             raise exc.cause from None  # reported as the failure that halted them
-    except TokenCapReached as exc:
+    except (TokenCapReached, Stopped) as exc:
         _exit_with(f"tap-pipedrive: {_one_line(exc)}", exc.exit_code)
     except PipedriveError as exc:
         _exit_with(f"tap-pipedrive: error: {_one_line(exc)}", exc.exit_code)

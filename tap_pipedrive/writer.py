@@ -107,12 +107,14 @@ class BufferedSingerWriter(SimpleSingerWriter):
             self.flush()
 
     def flush(self) -> None:
-        """Hand the records gathered so far to stdout (not flushing stdout itself)."""
+        """Hand the records gathered so far to stdout (not flushing stdout itself).
+
+        The block is let go only once written: a stop raised in between (a signal's, see
+        `TapPipedrive._handle_termination`) leaves it to the final flush, which may then
+        send it twice but never drops it."""
         if not self._block:
             return
         block = b"".join(self._block)
-        self._block.clear()
-        self._block_bytes = 0
         out = sys.stdout
         try:
             buffer = getattr(out, "buffer", None)
@@ -122,6 +124,8 @@ class BufferedSingerWriter(SimpleSingerWriter):
                 buffer.write(block)
         except BrokenPipeError:
             target_stopped_reading()
+        self._block.clear()
+        self._block_bytes = 0
 
 
 def target_stopped_reading() -> t.NoReturn:

@@ -44,6 +44,8 @@ def assert_one_line(returncode: int, stderr: str, *words: str) -> None:
     [
         ({"api_key": None}, ["api_key", "missing"]),
         ({"api_key": "  "}, ["api_key", "missing or empty"]),
+        ({"api_key": "known secret"}, ["api_key", "whitespace"]),
+        ({"api_key": 12345}, ["api_key", "must be a string"]),
         ({"start_date": None}, ["start_date", "missing"]),
         ({"start_date": "yesterday"}, ["start_date", "'yesterday'", "ISO 8601"]),
         ({"start_date": "05/01/2024"}, ["start_date", "'05/01/2024'"]),

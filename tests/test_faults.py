@@ -4,7 +4,9 @@ its output compared with the sandbox's ground truth."""
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
+import time
 import typing as t
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import pytest
 from tap_pipedrive.sandbox import LISTED_WITH_DELETED as WITH_DELETED
 from tap_pipedrive.sandbox import Faults, Sandbox
 from tap_pipedrive.streams import STREAM_TYPES
-from tests.helpers import TAP, run_tap, write_json
+from tests.helpers import TAP, TapRun, run_tap, write_json
 
 START_DATE = "2023-01-01T00:00:00Z"
 DEFAULT_STREAMS = [
@@ -211,3 +213,81 @@ def test_the_token_never_appears_in_any_output_on_any_path(tmp_path: Path) -> No
     for output in outputs:
         assert token not in output
         assert "wrong-" + token not in output
+
+
+def start_tap(tmp_path: Path, config: dict[str, t.Any]) -> subprocess.Popen[bytes]:
+    """The CLI, its output to files (a pipe nobody reads would block it)."""
+    return subprocess.Popen(
+        [*TAP, "--config", str(write_json(tmp_path / "config.json", config))],
+        stdout=(tmp_path / "stdout").open("wb"),
+        stderr=(tmp_path / "stderr").open("wb"),
+    )
+
+
+def wait_for_request(sandbox: Sandbox, path: str, tap: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
+    while not sandbox.request_count(path):
+        assert time.monotonic() < deadline and tap.poll() is None, f"no request to {path}"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_run_non_zero_with_a_state_that_loses_nothing(
+    signum: int, tmp_path: Path
+) -> None:
+    """SIGTERM (cron's `timeout`, Meltano cancelling) or SIGINT while a batch of deal
+    products is on the wire: the run exits 128 + the signal's number with one line, and
+    its last STATE holds the deals bookmark back, so the resumed run reads those deals and
+    their products again. (Before: exit 0, as if the run had finished, and a STATE past the
+    deals, marked synced: the resumed run skipped them and every product was lost.)"""
+    with Sandbox(seed=31, scale=0.1, faults=Faults(latency_ms=200)) as sandbox:
+        tap = start_tap(tmp_path, config_for(sandbox))
+        wait_for_request(sandbox, "/api/v2/deals/products", tap)
+        time.sleep(0.1)  # the batch is on the wire: 200 ms a response
+        tap.send_signal(signum)
+        tap.wait(timeout=60)
+        stderr = (tmp_path / "stderr").read_text()
+        stopped = TapRun(tap.returncode, (tmp_path / "stdout").read_text(), stderr)
+        name = signal.Signals(signum).name
+        assert stopped.returncode == 128 + signum, stderr[-2000:]
+        assert stderr.strip().splitlines()[-1] == (
+            f"tap-pipedrive: stopped by {name}; the last STATE written lets the next run resume"
+        )
+        assert "Traceback" not in stderr
+        assert not stopped.records("deal_products"), "the signal came too late to test this"
+        sandbox.set_faults(latency_ms=0)
+        resumed = run_tap(tmp_path, config_for(sandbox), state=stopped.final_state)
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        assert_complete(sandbox, stopped, resumed)
+        products = stopped.ids("deal_products") | resumed.ids("deal_products")
+        assert products == sandbox.truth("deal_products", START_DATE)
+
+
+def test_a_signal_does_not_wait_for_a_stalled_request_to_time_out(tmp_path: Path) -> None:
+    """Requests in flight are not waited for at exit: with `/v1/recents` (read beside the
+    first pages) stalled for 30 s, SIGTERM ends the run at once and no request is sent
+    after it. (Before: the thread reading recents kept the process alive, retrying, for
+    minutes.)"""
+    faults = Faults(stall_every=1, stall_seconds=30, stall_path="/v1/recents")
+    with Sandbox(seed=31, scale=0.1, faults=faults) as sandbox:
+        tap = start_tap(tmp_path, config_for(sandbox, request_timeout=10))
+        wait_for_request(sandbox, "/v1/recents", tap)
+        time.sleep(1.0)  # the other streams go on meanwhile, or wait for recents
+        sent = sandbox.request_count()
+        tap.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        tap.wait(timeout=60)
+        assert time.monotonic() - signalled < 5, "the stalled request held the exit"
+        assert tap.returncode == 128 + signal.SIGTERM, (tmp_path / "stderr").read_text()
+        time.sleep(1)
+        assert sandbox.request_count() <= sent + 1  # one may have left as the signal came
+
+
+def test_whitespace_around_the_token_is_not_sent(tmp_path: Path) -> None:
+    """A token file's newline or a pasted space around the token: the tap sends the token
+    without it. (Before: requests refused the header, reported as a network error.)"""
+    with Sandbox(seed=31, scale=0.05) as sandbox:
+        config = {**config_for(sandbox), "api_key": f" {sandbox.token}\n"}
+        run = run_tap(tmp_path, config)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert_complete(sandbox, run)

@@ -54,6 +54,7 @@ requests (every request outside ``/_sandbox/``, whatever its answer) from 1; eve
 
 - ``stall_every`` N: sleep ``stall_seconds`` (default 5.0), then carry on (a client with a
   shorter read timeout times out); with ``drop_every`` on the same request: stall, then close.
+  ``stall_path`` (e.g. ``/v1/recents``) limits the stalls to the paths it begins.
 - ``drop_every`` N: close the connection without any response (``RemoteDisconnected``).
 - ``latency_ms``: sleep before every answer.
 - ``block_after`` N: requests past the Nth get 403 with an HTML "you have been blocked" page
@@ -150,6 +151,7 @@ class Faults:
     drop_every: int = 0  # every Nth API request: connection closed, no response at all
     stall_every: int = 0  # every Nth API request: sleep stall_seconds, then answer
     stall_seconds: float = 5.0
+    stall_path: str = ""  # if set, only requests whose path starts with it stall
     non_json_once: bool = False  # first 200 list response with data -> 200 text/html page
     refused_paths: str = ""  # "path=status,...": that path -> 403, 404 or 410 (JSON envelope)
 
@@ -1575,7 +1577,11 @@ class Handler(BaseHTTPRequestHandler):
             return
         sb._record(method, path, params, dict(self.headers.items()))
         n, faults = sb._count_api()
-        if faults.stall_every and n % faults.stall_every == 0:
+        if (
+            faults.stall_every
+            and n % faults.stall_every == 0
+            and path.startswith(faults.stall_path)
+        ):
             time.sleep(faults.stall_seconds)
         if faults.drop_every and n % faults.drop_every == 0:
             # Hang up without a status line: the client sees RemoteDisconnected.
