@@ -339,24 +339,81 @@ class UpdateTimePaginator(OffsetPaginator):
             self._seen |= ids
 
 
-class NewestFirstPaginator(OffsetPaginator):
+class OverlappingOffsetPaginator(OffsetPaginator):
+    """Offsets, each page overlapping the last by one record, to see the list move.
+
+    A record deleted or moved (edited, in a list sorted by update time) while the list is
+    paged shifts every later one by a place, and the next offset passes over one unread.
+    Each next page is asked to begin with the last record read; if another comes first,
+    `on_moved` is told (the stream then makes sure the next run reads it again). The
+    overlap record is dropped from the page."""
+
+    def __init__(self, page_size: int, on_moved: t.Callable[[], None]) -> None:
+        super().__init__(page_size)
+        self._on_moved = on_moved
+        #: The id the page asked for should begin with (the last record read), if any.
+        self._expected: t.Any = None
+
+    def get_next(self, response: requests.Response) -> int | None:
+        payload = payload_of(response)
+        page = payload.get("data") or []
+        token = super().get_next(response)  # from the page as answered
+        expected, self._expected = self._expected, None
+        if expected is not None:
+            if page and page[0].get("id") == expected:
+                payload["data"] = page[1:]
+            else:
+                self._on_moved()
+        if token is None or token < 2 or not page or page[-1].get("id") is None:
+            return token
+        self._expected = page[-1].get("id")
+        return token - 1
+
+
+class NewestFirstPaginator(OverlappingOffsetPaginator):
     """For lists sortable by update time but not filterable by it (files): read newest
     first and stop at the first page that reaches back past the bookmark."""
 
-    def __init__(self, page_size: int, replication_key: str, since: dt.datetime | None) -> None:
-        super().__init__(page_size)
+    def __init__(
+        self,
+        page_size: int,
+        replication_key: str,
+        since: dt.datetime | None,
+        on_moved: t.Callable[[], None],
+    ) -> None:
+        super().__init__(page_size, on_moved)
         self.replication_key = replication_key
         self.since = since
 
     def get_next(self, response: requests.Response) -> int | None:
         records = payload_of(response).get("data") or []
+        past_the_bookmark = False
         if self.since is not None and records:
             seconds = [_second_of(record.get(self.replication_key)) for record in records]
             if None in seconds or seconds != sorted(seconds, reverse=True):
                 self.since = None  # not sorted as asked: read on to the end, never stop early
-            elif parse_datetime(records[-1][self.replication_key]) < self.since:
-                return None
-        return super().get_next(response)
+            else:
+                past_the_bookmark = parse_datetime(records[-1][self.replication_key]) < self.since
+        token = super().get_next(response)  # drops the overlap record, if any
+        return None if past_the_bookmark else token
+
+
+def _datetimes_to_rfc3339(node: t.Any, path: tuple[str, ...]) -> None:
+    """Rewrite the timestamp at `path` below `node` (`[]`: each item of a list) as RFC
+    3339; whatever is not there, or not of the shape the path expects, is left as it is."""
+    step, rest = path[0], path[1:]
+    if step == "[]":
+        items = node if isinstance(node, list) else []
+        if rest:
+            for item in items:
+                _datetimes_to_rfc3339(item, rest)
+        else:
+            items[:] = [to_rfc3339(item) for item in items]
+    elif isinstance(node, dict) and step in node:
+        if rest:
+            _datetimes_to_rfc3339(node[step], rest)
+        elif node[step] is not None:
+            node[step] = to_rfc3339(node[step])
 
 
 def _state_time(value: t.Any) -> dt.datetime | None:
@@ -862,6 +919,26 @@ class PipedriveStream(RESTStream[t.Any]):
             if prop.get("format") == "date-time"
         )
 
+    @cached_property
+    def nested_datetime_paths(self) -> tuple[tuple[str, ...], ...]:
+        """Where the schema declares date-times below the top level (a participant's
+        `person.add_time`, `[]` for each item of an array): normalised too."""
+        paths: list[tuple[str, ...]] = []
+
+        def walk(node: t.Any, path: tuple[str, ...]) -> None:
+            if not isinstance(node, dict):
+                return
+            if node.get("format") == "date-time" and len(path) > 1:
+                paths.append(path)
+            for name, child in (node.get("properties") or {}).items():
+                walk(child, (*path, name))
+            walk(node.get("items"), (*path, "[]"))
+            for child in node.get("anyOf") or ():
+                walk(child, path)
+
+        walk(self.schema, ())
+        return tuple(paths)
+
     # -- requests ---------------------------------------------------------------------
 
     def get_new_paginator(self) -> BaseAPIPaginator[t.Any] | None:
@@ -1056,6 +1133,7 @@ class PipedriveStream(RESTStream[t.Any]):
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         self._normalize_bookmark(context)
+        self._moved = False
         if self.reported_unchanged(context):
             self.logger.info(
                 "Pipedrive reports no %s changed since this stream's last sync: skipped",
@@ -1086,7 +1164,33 @@ class PipedriveStream(RESTStream[t.Any]):
             yield from records  # a refusal after the first page stops the run: no gap
         if self.recents_item:
             yield from self._recent_deletions(context)
+        if self._moved:
+            self._keep_bookmark(context)
+            return
         self._mark_synced(context)
+
+    #: Whether the list moved while this run read it by offsets (see `list_moved`).
+    _moved: bool = False
+
+    def list_moved(self) -> None:
+        """A page read by offsets did not begin with the record the last one ended with:
+        records were deleted or edited meanwhile, and one may have slid past an offset
+        unread. The run goes on, but its bookmark does not move and the stream is not
+        marked synced, so the next run reads this stretch again (`_keep_bookmark`)."""
+        self._moved = True
+        if self._first_time("list moved"):
+            self.logger.warning(
+                "%s changed while it was read page by page (records deleted or edited): "
+                "its bookmark stays where it was, so the next run reads them again",
+                self.name,
+            )
+
+    def _keep_bookmark(self, context: Context | None) -> None:
+        """Leave the bookmark where the run found it: the SDK would otherwise promote the
+        newest update time read to be the bookmark (lists not sorted oldest first)."""
+        markers = self.get_context_state(context).get("progress_markers") or {}
+        markers.pop("replication_key", None)
+        markers.pop("replication_key_value", None)
 
     # -- what /v1/recents tells ----------------------------------------------------------
 
@@ -1176,6 +1280,8 @@ class PipedriveStream(RESTStream[t.Any]):
             value = row.get(name)
             if value is not None:
                 row[name] = to_rfc3339(value)
+        for path in self.nested_datetime_paths:
+            _datetimes_to_rfc3339(row, path)
         layout = self.custom_field_layout
         if layout is not None:
             self.apply_custom_fields(layout, row)
@@ -1394,6 +1500,8 @@ class PipedriveV1Stream(PipedriveStream):
                 elif keyset:  # the list moved: re-read from the last record, in sequence
                     yield from in_sequence_after(previous, (since, previous_start))
                     return
+                elif data and last_read is not None:
+                    self.list_moved()
                 ended = self.get_new_paginator().get_next(response) is None  # or the bookmark
                 if not ended and short(answered):
                     yield response
@@ -1420,7 +1528,9 @@ class PipedriveV1Stream(PipedriveStream):
             )
         if self.newest_first and self.replication_key:
             since = self.get_starting_timestamp(self.context)
-            return NewestFirstPaginator(self.page_size, self.replication_key, since)
+            return NewestFirstPaginator(
+                self.page_size, self.replication_key, since, on_moved=self.list_moved
+            )
         return OffsetPaginator(self.page_size)
 
     def get_url_params(
@@ -1694,6 +1804,16 @@ class RecentsStream(PipedriveV1Stream):
         """Read when first needed, which is before the streams' first pages are planned
         (planning asks which streams it reports unchanged)."""
         return self.plain_chain(context)
+
+    def get_new_paginator(self) -> BaseAPIPaginator[t.Any] | None:
+        return OverlappingOffsetPaginator(self.page_size, on_moved=self.list_moved)
+
+    def list_moved(self) -> None:
+        """Changes listed while the list was read: `moved`, for the tap to read it again."""
+        self.moved = True
+
+    #: Whether the listing moved while it was read: a change may have been passed over.
+    moved = False
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         params = super().get_url_params(context, next_page_token)

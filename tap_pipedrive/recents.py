@@ -41,6 +41,10 @@ class RecentChanges:
     newest: dict[str, dt.datetime] = field(default_factory=dict)
     #: Per item type, `(id, deleted at)` of the deleted records listed.
     deletions: dict[str, list[tuple[t.Any, str | None]]] = field(default_factory=dict)
+    #: False if the listing may have passed a change over (it moved while it was read):
+    #: then it cannot tell that an item type is unchanged.
+    complete: bool = True
+    _deletions_listed: set[tuple[t.Any, ...]] = field(default_factory=set, repr=False)
 
     def add(self, entry: dict[str, t.Any]) -> None:
         """Take one listed change in; keep only what the streams ask of it."""
@@ -55,12 +59,15 @@ class RecentChanges:
         if item not in self.newest or updated > self.newest[item]:
             self.newest[item] = updated
         if data.get("active_flag") is False or data.get("deleted") is True:
-            self.deletions.setdefault(item, []).append((entry.get("id"), data.get("update_time")))
+            deletion = (item, entry.get("id"), data.get("update_time"))
+            if deletion not in self._deletions_listed:  # not again from a listing read again
+                self._deletions_listed.add(deletion)
+                self.deletions.setdefault(item, []).append(deletion[1:])
 
     def unchanged_since(self, item: str, when: dt.datetime) -> bool:
         """Whether Pipedrive reports no change of `item` from `when` on (False if it
         cannot tell: `when` before the listing's start, or `item` not listed)."""
-        if item not in self.items or when < self.since:
+        if not self.complete or item not in self.items or when < self.since:
             return False
         newest = self.newest.get(item)
         return newest is None or newest < when

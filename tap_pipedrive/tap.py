@@ -41,6 +41,8 @@ from tap_pipedrive.timeutil import UTC, format_datetime, parse_datetime
 from tap_pipedrive.writer import BufferedSingerWriter, target_stopped_reading
 
 T = t.TypeVar("T")
+#: Reads of `/v1/recents` a run makes while it changes as it is read.
+RECENTS_READS = 3
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -352,13 +354,25 @@ class TapPipedrive(Tap):
         items, start = plan
         changes = RecentChanges(since=start, items=items)
         try:
-            for entry in RecentsStream(self, items=items, since=start).request_records(None):
-                changes.add(entry)
+            # A listing that moved while it was read (an edit sends a change to its end)
+            # may have passed one over: read it again; what was read is kept, once.
+            for _ in range(RECENTS_READS):
+                recents = RecentsStream(self, items=items, since=start)
+                for entry in recents.request_records(None):
+                    changes.add(entry)
+                if not recents.moved:
+                    return changes
         except ApiError as exc:
             self.logger.warning(
                 "Cannot read /v1/recents (%s): deletions are not flagged this run", exc
             )
             return None
+        self.logger.warning(
+            "/v1/recents changed while it was read, %d times: no stream is skipped as "
+            "unchanged this run",
+            RECENTS_READS,
+        )
+        changes.complete = False
         return changes
 
     # -- first pages, requested ahead ---------------------------------------------------

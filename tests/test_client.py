@@ -698,13 +698,40 @@ def test_newest_first_paging_reads_on_when_the_page_is_not_sorted() -> None:
     since = _dt.datetime(2024, 6, 2, tzinfo=_dt.timezone.utc)
     old_first = ["2024-05-01 10:00:00", "2024-06-05 10:00:00"]
     responses.get(f"{V1}/files", json=v1_page([1, 2], 0, True, old_first))
-    paginator = NewestFirstPaginator(2, "update_time", since)
-    assert paginator.get_next(requests.get(f"{V1}/files", timeout=5)) == 2
+    paginator = NewestFirstPaginator(2, "update_time", since, on_moved=lambda: None)
+    # The next page overlaps this one by its last record: offset 1, not 2.
+    assert paginator.get_next(requests.get(f"{V1}/files", timeout=5)) == 1
     assert paginator.since is None
     newest_first = ["2024-06-05 10:00:00", "2024-05-01 10:00:00"]
     responses.replace(responses.GET, f"{V1}/files", json=v1_page([1, 2], 0, True, newest_first))
-    paginator = NewestFirstPaginator(2, "update_time", since)
+    paginator = NewestFirstPaginator(2, "update_time", since, on_moved=lambda: None)
     assert paginator.get_next(requests.get(f"{V1}/files", timeout=5)) is None
+
+
+@responses.activate
+def test_offset_pages_overlap_by_a_record_and_tell_when_the_list_moved() -> None:
+    """Each next page is asked to begin with the last record read, which is dropped from
+    it; a page that begins with another record means the list moved under the reader (a
+    record before it deleted or edited): a record may have slid past the offset unread."""
+    from tap_pipedrive.client import OverlappingOffsetPaginator, payload_of
+
+    moved: list[bool] = []
+    paginator = OverlappingOffsetPaginator(3, on_moved=lambda: moved.append(True))
+    pages = [
+        (v1_page([1, 2, 3], 0, True), 2),  # next: offset 2, expected to begin with 3
+        (v1_page([3, 4, 5], 2, True), 4),  # as expected: 3 dropped
+        (v1_page([6, 7, 8], 4, True), 6),  # 5 was expected: the list moved
+        (v1_page([8, 9], 6, False), None),
+    ]
+    emitted: list[int] = []
+    for number, (body, token) in enumerate(pages):
+        responses.get(f"{V1}/files?page={number}", json=body)
+        response = requests.get(f"{V1}/files?page={number}", timeout=5)
+        paginator.advance(response)
+        assert paginator.current_value == token or paginator.finished
+        emitted += [row["id"] for row in payload_of(response)["data"]]
+        assert moved == ([True] if number >= 2 else [])
+    assert emitted == [1, 2, 3, 4, 5, 6, 7, 8, 9]
 
 
 @responses.activate
@@ -809,3 +836,55 @@ def test_no_such_host_is_told_from_a_resolver_or_network_failing_for_now() -> No
     assert no_such_host(failure(socket.EAI_NONAME))
     assert not no_such_host(failure(socket.EAI_AGAIN))  # the resolver failed for now
     assert not no_such_host(requests.exceptions.ConnectionError(ConnectionRefusedError()))
+
+
+@responses.activate
+@pytest.mark.parametrize("moves", [1, 99])
+def test_recents_is_read_again_when_it_moves_while_it_is_read(moves: int) -> None:
+    """`/v1/recents` is paged by offsets, oldest first, and an edit sends its row to the
+    end: the row at the next page's start slides under the offset. Were it the only stage
+    change, stages would be skipped as unchanged. A page that does not begin with the last
+    row read shows the move: the listing is read again, and if it keeps moving, no stream
+    is skipped as unchanged."""
+    import json as _json
+    import urllib.parse
+
+    from tap_pipedrive.recents import reach_floor
+
+    tap = make_stream("stages")._tap  # type: ignore[attr-defined]
+    at = "2026-12-01 08:00:00"
+    activities = [{"item": "activity", "id": i, "data": {"id": i, "update_time": at}}
+                  for i in range(1, 501)]  # fmt: skip
+    stage = {"item": "stage", "id": 7, "data": {"id": 7, "update_time": at}}
+    reads: list[int] = []
+
+    def answer(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.url or "").query)
+        start = int(query.get("start", ["0"])[0])
+        if start == 0:
+            reads.append(1)
+            rows, more = activities, True
+        elif len(reads) <= moves:  # activities 1 and 2 edited: moved to the end, behind
+            rows, more = activities[:2], False  # the stage, which slid under the offset
+        else:
+            rows, more = [activities[-1], stage], False
+        pagination = {"start": start, "limit": 500, "more_items_in_collection": more}
+        if more:
+            pagination["next_start"] = start + len(rows)
+        body = {"success": True, "data": rows, "additional_data": {"pagination": pagination}}
+        return 200, {}, _json.dumps(body)
+
+    responses.remove(responses.GET, f"{V1}/recents")  # the setup's empty listing
+    responses.add_callback(responses.GET, f"{V1}/recents", callback=answer)
+    since = reach_floor()
+    changes = tap._read_recents((frozenset({"activity", "stage"}), since))
+    if moves == 1:
+        assert len(reads) == 2
+        assert not changes.unchanged_since("stage", since)
+        assert changes.newest["stage"]
+    else:
+        from tap_pipedrive.tap import RECENTS_READS
+
+        assert len(reads) == RECENTS_READS
+        assert not changes.complete
+        assert not changes.unchanged_since("stage", since)

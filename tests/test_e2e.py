@@ -798,3 +798,86 @@ def test_a_fault_that_outlasts_the_retries_ends_in_one_line(
     assert "Traceback" not in err
     [line] = [x for x in err.splitlines() if x.startswith("tap-pipedrive: error:")]
     assert "still failing after 8 tries" in line and "Pipedrive answered" in line
+
+
+@pytest.mark.parametrize("latency_ms", [0, 250])
+def test_a_file_deleted_while_files_are_paged_costs_no_other_file(
+    tmp_path: Path, latency_ms: int
+) -> None:
+    """`/v1/files` is read newest first by offsets: a file deleted after the first page
+    shifts the rest by one, and the file at the next page's start slides under the offset
+    unread, older than the bookmark the run ends with. The pages overlap by a record, so
+    the run sees the list move and leaves the bookmark where it was: the next run reads
+    that file. (Before: lost for good.) At 250 ms the pages are read side by side."""
+    with Sandbox(seed=5, scale=0.2) as live:
+        live.set_faults(latency_ms=latency_ms)
+        answer = live.engine.list_v1
+        deleted: list[t.Any] = []
+
+        def delete_one_after_the_first_page(endpoint: str, params: dict[str, t.Any]) -> t.Any:
+            body, ok = answer(endpoint, params)
+            if endpoint == "files" and not deleted and str(params.get("start", "0")) == "0":
+                deleted.append(body["data"][10]["id"])
+                live.delete("files", deleted)
+            return body, ok
+
+        config = {"api_key": live.token, "api_url": live.url, "start_date": "2000-01-01"}
+        catalog = select(discover(tmp_path, config), ["files"])
+        live.engine.list_v1 = delete_one_after_the_first_page  # type: ignore[method-assign]
+        first = run_tap(tmp_path, config, catalog=catalog)
+        live.engine.list_v1 = answer  # type: ignore[method-assign]
+        assert first.returncode == 0, first.stderr[-2000:]
+        assert deleted, "no file was deleted"
+        assert "files changed while it was read page by page" in first.stderr
+        second = run_tap(tmp_path, config, catalog=catalog, state=first.final_state)
+        assert second.returncode == 0, second.stderr[-2000:]
+        live_files = live.truth("files", "2000-01-01T00:00:00Z") - set(deleted)
+        assert live_files <= first.ids("files") | second.ids("files")
+
+
+def test_every_record_matches_its_schema_with_timestamps_as_rfc3339(first_run: t.Any) -> None:
+    """Every RECORD of every stream validates against its stream's SCHEMA, `date-time`
+    checked as RFC 3339 and `date` as `YYYY-MM-DD`, nested ones included: a strict loader
+    types columns by them. (A deal participant's `person.add_time` and the project fields'
+    option times came in v1's `2024-05-01 10:20:00`.) The change log's untyped `data`
+    carries its `*_time` values as RFC 3339 too."""
+    from jsonschema import Draft7Validator, FormatChecker
+
+    checker = FormatChecker(formats=())
+    rfc3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+
+    @checker.checks("date-time", raises=ValueError)
+    def is_rfc3339(value: object) -> bool:
+        if isinstance(value, str):
+            if not rfc3339.fullmatch(value):
+                raise ValueError(value)
+            dt.datetime.fromisoformat(value)
+        return True
+
+    @checker.checks("date", raises=ValueError)
+    def is_date(value: object) -> bool:
+        if isinstance(value, str) and (len(value) != 10 or not dt.date.fromisoformat(value)):
+            raise ValueError(value)
+        return True
+
+    validators: dict[str, Draft7Validator] = {}
+    failures: dict[tuple[str, str], t.Any] = {}
+    checked: dict[str, int] = {}
+    for message in first_run.messages:
+        if message["type"] == "SCHEMA":
+            validators[message["stream"]] = Draft7Validator(
+                message["schema"], format_checker=checker
+            )
+        elif message["type"] == "RECORD":
+            stream, record = message["stream"], message["record"]
+            checked[stream] = checked.get(stream, 0) + 1
+            for error in validators[stream].iter_errors(record):
+                where = "/".join(map(str, error.absolute_path))
+                failures.setdefault((stream, where), error.message)
+            if stream == "deal_flow":
+                for key, value in (record.get("data") or {}).items():
+                    timestamp = key.endswith("_time") and isinstance(value, str) and len(value) > 10
+                    if timestamp and not rfc3339.fullmatch(value):
+                        failures.setdefault((stream, f"data/{key}"), value)
+    assert not failures
+    assert {"deal_participants", "deal_flow", "project_fields"} <= set(checked)

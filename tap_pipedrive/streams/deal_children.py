@@ -9,9 +9,14 @@ per changed deal (flow: 40 tokens each) and are off unless selected.
 from __future__ import annotations
 
 import itertools
+import re
 import typing as t
 
 from tap_pipedrive.client import PipedriveV1Stream, PipedriveV2Stream
+from tap_pipedrive.timeutil import to_rfc3339
+
+#: Pipedrive v1's timestamp: `2024-05-01 10:20:00` (UTC).
+V1_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\Z")
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -107,5 +112,10 @@ class DealFlowStream(_DealChild, PipedriveV1Stream):
         self, row: dict[str, t.Any], context: Context | None = None
     ) -> dict[str, t.Any] | None:
         row["deal_id"] = (context or {}).get("deal_id")
-        row["item_id"] = (row.get("data") or {}).get("id")
+        data = row.get("data")
+        row["item_id"] = data.get("id") if isinstance(data, dict) else None
+        if isinstance(data, dict):  # untyped (its shape varies with `object`): by name
+            for key, value in data.items():
+                if key.endswith("_time") and isinstance(value, str) and V1_TIMESTAMP.match(value):
+                    data[key] = to_rfc3339(value)
         return super().post_process(row, context)
