@@ -29,6 +29,7 @@ from functools import cached_property
 from http import HTTPStatus
 
 import requests
+import urllib3
 from singer_sdk import RESTStream, SchemaDirectory, StreamSchema
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers._catalog import pop_deselected_record_properties
@@ -398,6 +399,39 @@ class NewestFirstPaginator(OverlappingOffsetPaginator):
         return None if past_the_bookmark else token
 
 
+#: Bytes asked of the socket at a time while a body is read against its deadline.
+READ_CHUNK = 256 * 1024
+
+
+def read_body(response: requests.Response, *, deadline: float) -> None:
+    """Read a streamed response's body into it (`response.content`), giving up with a
+    `ReadTimeout` (retried as any timeout) once `deadline` (`time.monotonic()`) passes.
+    Each read returns what has arrived (`read1`); with urllib3 1.x, which has no `read1`,
+    the body is read as `requests` does, under its per-read timeout only."""
+    raw = response.raw
+    read1 = getattr(raw, "read1", None)
+    if read1 is None:
+        response.content  # noqa: B018 - reads the body
+        return
+    chunks: list[bytes] = []
+    try:
+        while chunk := read1(READ_CHUNK, decode_content=True):
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                response.close()
+                raise requests.exceptions.ReadTimeout(
+                    "the answer took longer than request_timeout to arrive", response=response
+                )
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.exceptions.ConnectionError(exc, response=response) from None
+    except urllib3.exceptions.ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from None
+    except urllib3.exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from None
+    response._content = b"".join(chunks)
+    response._content_consumed = True
+
+
 def _datetimes_to_rfc3339(node: t.Any, path: tuple[str, ...]) -> None:
     """Rewrite the timestamp at `path` below `node` (`[]`: each item of a list) as RFC
     3339; whatever is not there, or not of the shape the path expects, is left as it is."""
@@ -754,7 +788,7 @@ class PipedriveStream(RESTStream[t.Any]):
         self._tap.meter.charge(self.meter_name, self.token_cost)  # type: ignore[attr-defined]
         self._tap.pacer.wait_for_slot()  # type: ignore[attr-defined]
         try:
-            return super()._request(prepared_request, context)
+            return self._send_and_read(prepared_request, context)
         except requests.exceptions.ConnectionError as exc:
             # A host that does not exist, before any request of the run got through, is
             # a wrong api_url: say so now, not after two minutes of retries.
@@ -762,6 +796,26 @@ class PipedriveStream(RESTStream[t.Any]):
                 raise
             host = requests.utils.urlparse(prepared_request.url or "").hostname
             raise ConnectionFailed(f"no such host {host}: check api_url") from None
+
+    def _send_and_read(
+        self, prepared_request: requests.PreparedRequest, context: Context | None
+    ) -> requests.Response:
+        """The SDK's request, with `request_timeout` a deadline for the whole answer: the
+        one `requests` applies is per read of the socket, so a body that trickles in a
+        byte at a time (a stalling proxy) would hold the run for hours."""
+        started = time.monotonic()
+        response = self.requests_session.send(
+            self.authenticator(prepared_request),
+            timeout=self.timeout,
+            allow_redirects=self.allow_redirects,
+            stream=True,
+        )
+        read_body(response, deadline=started + self.timeout)
+        self._write_request_duration_log(
+            endpoint=self.path, response=response, context=context, extra_tags=None
+        )
+        self.validate_response(response)
+        return response
 
     @property
     def meter_name(self) -> str:

@@ -83,6 +83,17 @@ def test_truncated_and_non_json_bodies_with_status_200(tmp_path: Path) -> None:
         assert "not valid JSON" in run.stderr
 
 
+def test_a_body_that_trickles_in_is_given_up_at_request_timeout(tmp_path: Path) -> None:
+    """`request_timeout` bounds the whole answer, not each read of the socket: a body sent
+    a byte every 0.25 s (a stalling proxy) is dropped after it and the page asked again.
+    (Before: the run waited on it, for hours at this page's size.)"""
+    with Sandbox(seed=31, scale=0.05, faults=Faults(trickle_once=True)) as sandbox:
+        run = run_tap(tmp_path, config_for(sandbox, request_timeout=2), timeout=120)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert_complete(sandbox, run)
+        assert "took longer than request_timeout" in run.stderr
+
+
 #: Requests the tap may have in flight when the first fatal answer arrives: at most one
 #: at a time, or up to the default `max_concurrent_requests`, 8, besides the failed one.
 IN_FLIGHT = pytest.mark.parametrize("concurrency, in_flight", [(1, 0), (8, 7)])

@@ -75,8 +75,11 @@ requests (every request outside ``/_sandbox/``, whatever its answer) from 1; eve
   lacks a feature or whose user may not read it (403), an API without the endpoint (404).
 - ``non_json_once``: the first 200 list response with data is a complete ``text/html``
   page (``502 Bad Gateway``) with status 200; ``truncate_once``: the first 200 list response
-  with data stops halfway through its declared Content-Length. Each fires once (if both are
-  armed, non_json_once takes the first such response); setting it True again re-arms it.
+  with data stops halfway through its declared Content-Length; ``trickle_once``: the first
+  200 list response with data sends its body a byte every 0.25 s (a stalling proxy: every
+  read gets something, so only a deadline on the whole answer ends it). Each fires once (if
+  several are armed, non_json_once takes the first such response, then truncate_once);
+  setting it True again re-arms it.
 """
 
 from __future__ import annotations
@@ -142,6 +145,7 @@ class Faults:
     server_error_every: int = 0  # every Mth -> 500, 502, 503, 520, 524 in turn
     latency_ms: int = 0  # added before each API response
     truncate_once: bool = False  # first 200 list response with data is cut mid-body
+    trickle_once: bool = False  # first 200 list response with data: 1 byte every 0.25 s
     burst_limit: int = 0  # >0: more than this many requests in a rolling 2 s -> 429
     # What the rate_limit_every 429 carries: "all" (x-ratelimit-* and Retry-After: 1),
     # "ratelimit" (x-ratelimit-* only, reset 1 s), "retry-after" (Retry-After: 1 only), "none".
@@ -1535,7 +1539,12 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(n) if n > 0 else b""
 
     def _send(
-        self, status: int, payload: Any, extra: dict[str, str] | None = None, truncate: bool = False
+        self,
+        status: int,
+        payload: Any,
+        extra: dict[str, str] | None = None,
+        truncate: bool = False,
+        trickle: bool = False,
     ) -> None:
         if isinstance(payload, str):
             body, ctype = payload.encode(), "text/html; charset=utf-8"
@@ -1555,6 +1564,15 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
             self.close_connection = True
+            return
+        if trickle:
+            try:
+                for at in range(len(body)):
+                    self.wfile.write(body[at : at + 1])
+                    self.wfile.flush()
+                    time.sleep(0.25)
+            except OSError:  # the client gave up on it
+                self.close_connection = True
             return
         self.wfile.write(body)
 
@@ -1658,7 +1676,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, _HTML_PROXY_200, rl)
             return
         truncate = has_data and sb._take_once("truncate_once")
-        self._send(200, payload, rl, truncate=truncate)
+        trickle = has_data and not truncate and sb._take_once("trickle_once")
+        self._send(200, payload, rl, truncate=truncate, trickle=trickle)
 
 
 class Sandbox:
@@ -1780,7 +1799,7 @@ class Sandbox:
             raise TypeError(f"unknown fault(s): {sorted(unknown)}")
         with self._lock:
             self.faults = dataclasses.replace(self.faults, **kw)
-            for once in ("truncate_once", "non_json_once"):
+            for once in ("truncate_once", "non_json_once", "trickle_once"):
                 if kw.get(once):
                     self._once_taken.discard(once)  # re-armed
             self._fault_n = 0
