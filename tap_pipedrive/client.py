@@ -1198,6 +1198,7 @@ class PipedriveStream(RESTStream[t.Any]):
         if self._tap.is_unavailable(self):  # type: ignore[attr-defined]
             return  # refused for an earlier partition: no request for the others
         self._warn_of_fields_missing_from_catalog()
+        self._note_deletions_from(context)
         if self.filter_here and self.replication_key:
             self._filter_since = self.get_starting_timestamp(context)
         records = iter(self.request_records(context))
@@ -1257,9 +1258,12 @@ class PipedriveStream(RESTStream[t.Any]):
         back as it reaches); None if it needs none."""
         items: set[str] = set()
         since: list[dt.datetime | None] = []
-        if self.recents_item:  # deletions since the bookmark
+        if self.recents_item:  # deletions since the bookmark, or the run that set it began
             items.add(self.recents_item)
             since.append(_state_time(self.stream_state.get("replication_key_value")))
+            begun = _state_time(self.stream_state.get("deletions_from"))
+            if begun is not None:
+                since.append(begun)
         synced_at = self._synced_at()
         if synced_at is not None and synced_at >= reach_floor():  # changes since the last sync
             items.add(t.cast(str, self.changes_item))
@@ -1280,6 +1284,23 @@ class PipedriveStream(RESTStream[t.Any]):
         started = getattr(self._tap, "run_started_at", None)
         if self.changes_item and context is None and started is not None:
             self.stream_state["synced_at"] = format_datetime(started - CLOCK_MARGIN)
+            self.stream_state.pop("deletions_from", None)
+
+    def _note_deletions_from(self, context: Context | None) -> None:
+        """A first sync that stops before its end leaves a bookmark past the records it
+        read, some of them edited after others were deleted: the run that resumes it reads
+        deletions from when the first began (`deletions_from`), not from that bookmark.
+        A complete sync's `synced_at` takes over."""
+        started = getattr(self._tap, "run_started_at", None)
+        state = self.stream_state
+        if (
+            self.recents_item
+            and context is None
+            and started is not None
+            and "synced_at" not in state
+            and "deletions_from" not in state
+        ):
+            state["deletions_from"] = format_datetime(started - CLOCK_MARGIN)
 
     def _warn_of_fields_missing_from_catalog(self) -> None:
         """Custom fields created after the catalog was discovered still arrive (schemas

@@ -15,7 +15,14 @@ import responses
 from responses import matchers
 
 from tap_pipedrive.client import PipedriveStream, api_roots
-from tap_pipedrive.errors import AccessError, ApiError, AuthError, ConfigError, RateLimitError
+from tap_pipedrive.errors import (
+    AccessError,
+    ApiError,
+    AuthError,
+    ConfigError,
+    PipedriveError,
+    RateLimitError,
+)
 from tap_pipedrive.tap import TapPipedrive
 from tests.helpers import field_definition_urls, mock_an_account_without_custom_fields
 
@@ -901,3 +908,31 @@ def test_a_gzipped_answer_is_read_whole() -> None:
     responses.get(f"{V2}/deals", body=gzip.compress(body), headers={"Content-Encoding": "gzip"})
     stream = make_stream("deals")
     assert [row["id"] for row in records(stream)] == list(range(1, 400))
+
+
+@responses.activate
+def test_a_first_sync_cut_short_reads_deletions_from_when_it_began() -> None:
+    """A first sync has no `synced_at`; stopped midway, it leaves a bookmark past records
+    edited after others were deleted. Its state notes when it began (`deletions_from`),
+    and the run that resumes it asks `/v1/recents` for deletions from then, not from the
+    bookmark; a complete sync's `synced_at` replaces it. (Before: a note deleted during
+    the first run was never flagged.)"""
+    stream = make_stream("notes")
+    tap = stream._tap  # type: ignore[attr-defined]
+    tap.run_started_at = dt.datetime.now(dt.timezone.utc)  # as `sync_all` sets it
+    responses.get(f"{V1}/notes", json=v1_page([1, 2], 0, True, ["2024-06-01 10:00:00"] * 2))
+    responses.get(f"{V1}/notes", status=401)
+    stream._write_starting_replication_value(None)
+    with pytest.raises(PipedriveError):
+        list(stream.get_records(None))
+    begun = dt.datetime.fromisoformat(stream.stream_state["deletions_from"])
+    assert tap.run_started_at - begun == dt.timedelta(minutes=10)
+    # The bookmark past the deletion: records edited during the run came last.
+    stream.stream_state["replication_key_value"] = tap.run_started_at.isoformat()
+    _, since = stream.recents_since()  # type: ignore[misc]
+    assert since == begun
+    tap.halted = None  # the next run
+    responses.replace(responses.GET, f"{V1}/notes", json=v1_page([3], 0, False))
+    list(stream.get_records(None))
+    assert "synced_at" in stream.stream_state
+    assert "deletions_from" not in stream.stream_state
