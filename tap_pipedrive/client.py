@@ -345,13 +345,20 @@ class OverlappingOffsetPaginator(OffsetPaginator):
 
     A record deleted or moved (edited, in a list sorted by update time) while the list is
     paged shifts every later one by a place, and the next offset passes over one unread.
-    Each next page is asked to begin with the last record read; if another comes first,
-    `on_moved` is told (the stream then makes sure the next run reads it again). The
-    overlap record is dropped from the page."""
+    Each next page is asked to begin with the last record read. Found further on, records
+    came in ahead of it (a list newest first, a file uploaded): those before it are read
+    already and dropped with it. Not found, one may have been passed over: `on_moved` is
+    told (the stream then makes sure the next run reads it again)."""
 
-    def __init__(self, page_size: int, on_moved: t.Callable[[], None]) -> None:
+    def __init__(
+        self,
+        page_size: int,
+        on_moved: t.Callable[[], None],
+        identity: t.Callable[[dict[str, t.Any]], t.Any] = lambda row: row.get("id"),
+    ) -> None:
         super().__init__(page_size)
         self._on_moved = on_moved
+        self._identity = identity
         #: The id the page asked for should begin with (the last record read), if any.
         self._expected: t.Any = None
 
@@ -361,13 +368,14 @@ class OverlappingOffsetPaginator(OffsetPaginator):
         token = super().get_next(response)  # from the page as answered
         expected, self._expected = self._expected, None
         if expected is not None:
-            if page and page[0].get("id") == expected:
-                payload["data"] = page[1:]
+            identities = [self._identity(row) for row in page]
+            if expected in identities:  # first, or after records that came in ahead of it
+                payload["data"] = page[identities.index(expected) + 1 :]
             else:
                 self._on_moved()
         if token is None or token < 2 or not page or page[-1].get("id") is None:
             return token
-        self._expected = page[-1].get("id")
+        self._expected = self._identity(page[-1])
         return token - 1
 
 
@@ -1227,6 +1235,11 @@ class PipedriveStream(RESTStream[t.Any]):
     #: Whether the list moved while this run read it by offsets (see `list_moved`).
     _moved: bool = False
 
+    @staticmethod
+    def row_identity(row: dict[str, t.Any]) -> t.Any:
+        """What tells a row of this list from the others, for the pages' overlap."""
+        return row.get("id")
+
     def list_moved(self) -> None:
         """A page read by offsets did not begin with the record the last one ended with:
         records were deleted or edited meanwhile, and one may have slid past an offset
@@ -1569,15 +1582,23 @@ class PipedriveV1Stream(PipedriveStream):
                     break
                 data = payload_of(response).get("data") or []
                 answered = len(data)
+                # Whether the list ends here, from the page as answered (a list without
+                # paging data ends at a page shorter than asked: the overlap record counts).
+                ended = self.get_new_paginator().get_next(response) is None  # or the bookmark
                 last_read = (payload_of(previous).get("data") or [None])[-1]
-                if data and last_read is not None and data[0].get("id") == last_read.get("id"):
+                identities = [self.row_identity(row) for row in data]
+                last_id = self.row_identity(last_read) if last_read is not None else None
+                if data and last_read is not None and identities[0] == last_id:
                     payload_of(response)["data"] = data = data[1:]
                 elif keyset:  # the list moved: re-read from the last record, in sequence
                     yield from in_sequence_after(previous, (since, previous_start))
                     return
-                elif data and last_read is not None:
+                elif last_read is not None and last_id in identities:
+                    # Records came in ahead of it (a list newest first): those before it
+                    # are read already, and none was passed over.
+                    payload_of(response)["data"] = data[identities.index(last_id) + 1 :]
+                elif last_read is not None:  # one went missing: it may have been passed over
                     self.list_moved()
-                ended = self.get_new_paginator().get_next(response) is None  # or the bookmark
                 if not ended and short(answered):
                     yield response
                     yield from in_sequence_after(response, (since, start) if keyset else start)
@@ -1881,7 +1902,14 @@ class RecentsStream(PipedriveV1Stream):
         return self.plain_chain(context)
 
     def get_new_paginator(self) -> BaseAPIPaginator[t.Any] | None:
-        return OverlappingOffsetPaginator(self.page_size, on_moved=self.list_moved)
+        return OverlappingOffsetPaginator(
+            self.page_size, on_moved=self.list_moved, identity=self.row_identity
+        )
+
+    @staticmethod
+    def row_identity(row: dict[str, t.Any]) -> t.Any:
+        """Rows of different item types share ids (deal 5, person 5)."""
+        return (row.get("item"), row.get("id"))
 
     def list_moved(self) -> None:
         """Changes listed while the list was read: `moved`, for the tap to read it again."""

@@ -212,6 +212,10 @@ class TapPipedrive(Tap):
         self._stopping = True
         stopped = Stopped(signum)
         self.halt(stopped)
+        writer = self.message_writer
+        if getattr(writer, "writing", False):  # raised when the block is out whole
+            writer.stop_after_write = stopped  # type: ignore[attr-defined]
+            return
         raise stopped
 
     @property

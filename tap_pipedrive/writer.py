@@ -11,6 +11,7 @@ stops with one line instead of a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import json
@@ -79,6 +80,10 @@ class BufferedSingerWriter(SimpleSingerWriter):
         super().__init__()
         self._block: list[bytes] = []
         self._block_bytes = 0
+        #: Whether bytes are on their way to stdout: a stop (a signal's) raised then would
+        #: leave a line cut in two; it waits in `stop_after_write` instead.
+        self.writing = False
+        self.stop_after_write: BaseException | None = None
 
     def serialize_message(self, message: Message) -> str:
         return encode_message(message.to_dict()).decode("utf-8")
@@ -90,10 +95,11 @@ class BufferedSingerWriter(SimpleSingerWriter):
             return
         self._block.append(line)
         self.flush()
-        try:
-            sys.stdout.flush()
-        except BrokenPipeError:
-            target_stopped_reading()
+        with self._whole():
+            try:
+                sys.stdout.flush()
+            except BrokenPipeError:
+                target_stopped_reading()
 
     def write_record(self, prefix: bytes, record: dict[str, t.Any], suffix: bytes) -> None:
         """A RECORD line from its parts: `prefix` + the record as JSON + `suffix`."""
@@ -109,23 +115,53 @@ class BufferedSingerWriter(SimpleSingerWriter):
     def flush(self) -> None:
         """Hand the records gathered so far to stdout (not flushing stdout itself).
 
-        The block is let go only once written: a stop raised in between (a signal's, see
-        `TapPipedrive._handle_termination`) leaves it to the final flush, which may then
-        send it twice but never drops it."""
+        A stop (a signal's, see `TapPipedrive._handle_termination`) waits for the block to
+        be written whole and let go: raised midway, it would cut a line in two (a target
+        slow to read leaves the write blocked in the middle), and the final flush would
+        then send the part already written again."""
         if not self._block:
             return
         block = b"".join(self._block)
         out = sys.stdout
+        with self._whole():
+            try:
+                fd = _file_descriptor(out)
+                if fd is not None:
+                    # Straight to the descriptor, whole: a buffered stdout loses the rest
+                    # of a write a signal interrupts (the pipe full, the target behind).
+                    out.flush()  # anything written through it goes first
+                    view = memoryview(block)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                elif (buffer := getattr(out, "buffer", None)) is not None:
+                    buffer.write(block)
+                else:
+                    out.write(block.decode("utf-8"))
+            except BrokenPipeError:
+                target_stopped_reading()
+            self._block.clear()
+            self._block_bytes = 0
+
+    @contextlib.contextmanager
+    def _whole(self) -> t.Iterator[None]:
+        """Defer a stop to the end of the block (see `flush`)."""
+        self.writing = True
         try:
-            buffer = getattr(out, "buffer", None)
-            if buffer is None:
-                out.write(block.decode("utf-8"))
-            else:
-                buffer.write(block)
-        except BrokenPipeError:
-            target_stopped_reading()
-        self._block.clear()
-        self._block_bytes = 0
+            yield
+        finally:
+            self.writing = False
+        stop, self.stop_after_write = self.stop_after_write, None
+        if stop is not None:
+            raise stop
+
+
+def _file_descriptor(out: t.Any) -> int | None:
+    """The descriptor under a stdout that is a real file or pipe; None for one in memory
+    (a test's capture)."""
+    try:
+        return int(out.fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def target_stopped_reading() -> t.NoReturn:

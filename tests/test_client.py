@@ -716,6 +716,27 @@ def test_newest_first_paging_reads_on_when_the_page_is_not_sorted() -> None:
 
 
 @responses.activate
+def test_records_come_in_ahead_of_the_overlap_record_are_not_a_move() -> None:
+    """Newest first, a file uploaded or edited while the list is paged goes to its top and
+    shifts the rest down: the page then holds records already read before the one it
+    should begin with. Those are dropped with it, nothing was passed over, and the list
+    is not reported moved (which would hold the bookmark back for nothing)."""
+    from tap_pipedrive.client import OverlappingOffsetPaginator, payload_of
+
+    moved: list[bool] = []
+    paginator = OverlappingOffsetPaginator(3, on_moved=lambda: moved.append(True))
+    emitted: list[int] = []
+    pages = [v1_page([9, 8, 7], 0, True), v1_page([8, 7, 6], 2, True), v1_page([6, 5], 4, False)]
+    for number, body in enumerate(pages):  # page 2: 10 uploaded, 8 and 7 shifted down
+        responses.get(f"{V1}/files?page={number}", json=body)
+        response = requests.get(f"{V1}/files?page={number}", timeout=5)
+        paginator.advance(response)
+        emitted += [row["id"] for row in payload_of(response)["data"]]
+    assert emitted == [9, 8, 7, 6, 5]
+    assert not moved
+
+
+@responses.activate
 def test_offset_pages_overlap_by_a_record_and_tell_when_the_list_moved() -> None:
     """Each next page is asked to begin with the last record read, which is dropped from
     it; a page that begins with another record means the list moved under the reader (a

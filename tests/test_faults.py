@@ -3,6 +3,7 @@ its output compared with the sandbox's ground truth."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -302,3 +303,25 @@ def test_whitespace_around_the_token_is_not_sent(tmp_path: Path) -> None:
         run = run_tap(tmp_path, config)
         assert run.returncode == 0, run.stderr[-2000:]
         assert_complete(sandbox, run)
+
+
+def test_a_signal_while_the_target_reads_slowly_cuts_no_line(tmp_path: Path) -> None:
+    """SIGTERM while the tap is blocked writing to a full pipe (a target behind): every
+    line that comes out is whole JSON and the last is the STATE. (Before: a buffered
+    stdout dropped the rest of the interrupted write, leaving a record cut and glued to
+    the STATE, a line no target can read.)"""
+    with Sandbox(seed=1, scale=0.3) as sandbox:
+        config = write_json(tmp_path / "config.json", config_for(sandbox))
+        tap = subprocess.Popen(
+            [*TAP, "--config", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=(tmp_path / "stderr").open("wb"),
+        )
+        time.sleep(3)  # the pipe (64 KB) is full long before: the tap waits in a write
+        tap.send_signal(signal.SIGTERM)
+        time.sleep(1)  # the target still behind
+        stdout, _ = tap.communicate(timeout=60)
+        assert tap.returncode == 128 + signal.SIGTERM
+        lines = stdout.decode().splitlines()
+        messages = [json.loads(line) for line in lines]  # every line whole
+        assert messages[-1]["type"] == "STATE"
