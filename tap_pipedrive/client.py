@@ -1300,17 +1300,17 @@ class PipedriveStream(RESTStream[t.Any]):
             self.stream_state.pop("deletions_from", None)
 
     def _note_deletions_from(self, context: Context | None) -> None:
-        """A first sync that stops before its end leaves a bookmark past the records it
-        read, some of them edited after others were deleted: the run that resumes it reads
-        deletions from when the first began (`deletions_from`), not from that bookmark.
-        A complete sync's `synced_at` takes over."""
+        """A sync that stops before its end leaves a bookmark past the records it read,
+        some of them edited after others were deleted: the run that resumes it reads
+        deletions from when the stopped one began (`deletions_from`), not from that
+        bookmark (nor from a `synced_at` too old for `/v1/recents`, or none, on a first
+        sync). Completed, the sync's `synced_at` takes over."""
         started = getattr(self._tap, "run_started_at", None)
         state = self.stream_state
         if (
             self.recents_item
             and context is None
             and started is not None
-            and "synced_at" not in state
             and "deletions_from" not in state
         ):
             state["deletions_from"] = format_datetime(started - CLOCK_MARGIN)

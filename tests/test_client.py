@@ -932,15 +932,22 @@ def test_a_gzipped_answer_is_read_whole() -> None:
 
 
 @responses.activate
-def test_a_first_sync_cut_short_reads_deletions_from_when_it_began() -> None:
-    """A first sync has no `synced_at`; stopped midway, it leaves a bookmark past records
-    edited after others were deleted. Its state notes when it began (`deletions_from`),
-    and the run that resumes it asks `/v1/recents` for deletions from then, not from the
-    bookmark; a complete sync's `synced_at` replaces it. (Before: a note deleted during
-    the first run was never flagged.)"""
+@pytest.mark.parametrize("synced_days_ago", [None, 40])
+def test_a_sync_cut_short_reads_deletions_from_when_it_began(
+    synced_days_ago: int | None,
+) -> None:
+    """A sync stopped midway leaves a bookmark past records edited after others were
+    deleted. Its state notes when it began (`deletions_from`), and the run that resumes it
+    asks `/v1/recents` for deletions from then, not from the bookmark, whether the last
+    complete sync is too long ago for `/v1/recents` or there is none; completed, the
+    sync's `synced_at` replaces it. (Before: a note deleted during an interrupted first
+    run was never flagged.)"""
     stream = make_stream("notes")
     tap = stream._tap  # type: ignore[attr-defined]
     tap.run_started_at = dt.datetime.now(dt.timezone.utc)  # as `sync_all` sets it
+    if synced_days_ago is not None:  # a complete sync, longer ago than /v1/recents reaches
+        synced = tap.run_started_at - dt.timedelta(days=synced_days_ago)
+        stream.stream_state["synced_at"] = synced.isoformat()
     responses.get(f"{V1}/notes", json=v1_page([1, 2], 0, True, ["2024-06-01 10:00:00"] * 2))
     responses.get(f"{V1}/notes", status=401)
     stream._write_starting_replication_value(None)
