@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import logging
 import os
+import signal
 import sys
 import threading
 import typing as t
@@ -701,6 +702,13 @@ def main() -> None:
             if exc.cause is None:
                 raise
             raise exc.cause from None  # reported as the failure that halted them
+        except SystemExit as exc:
+            if not exc.code:
+                # Done, output whole: a signal while the interpreter shuts down would
+                # otherwise end a finished run as killed by it (-2, -15).
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            raise
     except (TokenCapReached, Stopped) as exc:
         _exit_with(f"tap-pipedrive: {_one_line(exc)}", exc.exit_code)
     except PipedriveError as exc:
