@@ -368,15 +368,25 @@ class OverlappingOffsetPaginator(OffsetPaginator):
         token = super().get_next(response)  # from the page as answered
         expected, self._expected = self._expected, None
         if expected is not None:
-            identities = [self._identity(row) for row in page]
-            if expected in identities:  # first, or after records that came in ahead of it
-                payload["data"] = page[identities.index(expected) + 1 :]
-            else:
+            after = after_overlap(page, expected, self._identity)
+            if after is None:
                 self._on_moved()
+            else:
+                payload["data"] = after
         if token is None or token < 2 or not page or page[-1].get("id") is None:
             return token
         self._expected = self._identity(page[-1])
         return token - 1
+
+
+def after_overlap(
+    rows: list[dict[str, t.Any]], expected: t.Any, identity: t.Callable[[dict[str, t.Any]], t.Any]
+) -> list[dict[str, t.Any]] | None:
+    """The rows of a page after `expected`, the record it overlaps the last page by: first,
+    or further on when records came in ahead of it (read already, then). None if it is not
+    there: the list moved, and a record may have been passed over."""
+    identities = [identity(row) for row in rows]
+    return rows[identities.index(expected) + 1 :] if expected in identities else None
 
 
 class NewestFirstPaginator(OverlappingOffsetPaginator):
@@ -1195,7 +1205,7 @@ class PipedriveStream(RESTStream[t.Any]):
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         self._normalize_bookmark(context)
-        self._moved = False
+        self.moved = False
         if self.reported_unchanged(context):
             self.logger.info(
                 "Pipedrive reports no %s changed since this stream's last sync: skipped",
@@ -1227,13 +1237,13 @@ class PipedriveStream(RESTStream[t.Any]):
             yield from records  # a refusal after the first page stops the run: no gap
         if self.recents_item:
             yield from self._recent_deletions(context)
-        if self._moved:
+        if self.moved:
             self._keep_bookmark(context)
             return
         self._mark_synced(context)
 
     #: Whether the list moved while this run read it by offsets (see `list_moved`).
-    _moved: bool = False
+    moved: bool = False
 
     @staticmethod
     def row_identity(row: dict[str, t.Any]) -> t.Any:
@@ -1245,7 +1255,7 @@ class PipedriveStream(RESTStream[t.Any]):
         records were deleted or edited meanwhile, and one may have slid past an offset
         unread. The run goes on, but its bookmark does not move and the stream is not
         marked synced, so the next run reads this stretch again (`_keep_bookmark`)."""
-        self._moved = True
+        self.moved = True
         if self._first_time("list moved"):
             self.logger.warning(
                 "%s changed while it was read page by page (records deleted or edited): "
@@ -1586,17 +1596,18 @@ class PipedriveV1Stream(PipedriveStream):
                 # paging data ends at a page shorter than asked: the overlap record counts).
                 ended = self.get_new_paginator().get_next(response) is None  # or the bookmark
                 last_read = (payload_of(previous).get("data") or [None])[-1]
-                identities = [self.row_identity(row) for row in data]
-                last_id = self.row_identity(last_read) if last_read is not None else None
-                if data and last_read is not None and identities[0] == last_id:
-                    payload_of(response)["data"] = data = data[1:]
+                after = (
+                    None
+                    if last_read is None
+                    else after_overlap(data, self.row_identity(last_read), self.row_identity)
+                )
+                # A list sorted oldest first takes only its overlap record first: anything
+                # else means it moved. Newest first, records may come in ahead of it.
+                if after is not None and (not keyset or len(after) == len(data) - 1):
+                    payload_of(response)["data"] = data = after
                 elif keyset:  # the list moved: re-read from the last record, in sequence
                     yield from in_sequence_after(previous, (since, previous_start))
                     return
-                elif last_read is not None and last_id in identities:
-                    # Records came in ahead of it (a list newest first): those before it
-                    # are read already, and none was passed over.
-                    payload_of(response)["data"] = data[identities.index(last_id) + 1 :]
                 elif last_read is not None:  # one went missing: it may have been passed over
                     self.list_moved()
                 if not ended and short(answered):
@@ -1912,11 +1923,9 @@ class RecentsStream(PipedriveV1Stream):
         return (row.get("item"), row.get("id"))
 
     def list_moved(self) -> None:
-        """Changes listed while the list was read: `moved`, for the tap to read it again."""
+        """Changes listed while the list was read: `moved`, for the tap to read it again
+        (there is no bookmark to keep, and the tap warns if it keeps moving)."""
         self.moved = True
-
-    #: Whether the listing moved while it was read: a change may have been passed over.
-    moved = False
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         params = super().get_url_params(context, next_page_token)
