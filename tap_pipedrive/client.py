@@ -31,8 +31,8 @@ from http import HTTPStatus
 import requests
 import urllib3
 from singer_sdk import RESTStream, SchemaDirectory, StreamSchema
-from singer_sdk.exceptions import RetriableAPIError
-from singer_sdk.helpers._catalog import pop_deselected_record_properties
+from singer_sdk.exceptions import MaxRecordsLimitException, RetriableAPIError
+from singer_sdk.helpers._catalog import get_selected_schema, pop_deselected_record_properties
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.pagination import BaseAPIPaginator, SinglePagePaginator
 from singer_sdk.singerlib import RecordMessage
@@ -697,6 +697,26 @@ class PipedriveStream(RESTStream[t.Any]):
             }
         return schema
 
+    @property
+    def selected(self) -> bool:
+        return super().selected
+
+    @selected.setter
+    def selected(self, value: bool | None) -> None:
+        """Also rebuilds this stream's maps: the SDK built them from the selection at start
+        (a deselected stream's schema has no properties), and `--test` selects every stream
+        afterwards, which otherwise sent full records under an empty SCHEMA."""
+        RESTStream.selected.fset(self, value)  # type: ignore[attr-defined]
+        if self._tap.mapper is not None:
+            self._tap.mapper.register_raw_stream_schema(
+                self.name,
+                get_selected_schema(self.name, self.schema, self.mask),
+                self.primary_keys,
+            )
+        self._stream_maps = None
+        for cached in ("_all_properties_selected", "_record_prefix"):
+            self.__dict__.pop(cached, None)
+
     def _write_schema_message(self) -> None:
         """Once per run: the SDK writes it on every sync() call, i.e. for child streams
         once per parent record."""
@@ -767,8 +787,12 @@ class PipedriveStream(RESTStream[t.Any]):
     def log(self, message: str, *args: t.Any, level: int = logging.INFO, **kwargs: t.Any) -> None:
         """Without the SDK's "An unhandled error occurred while syncing" for the tap's own
         stops (the token cap, a bad token, ...): they are handled, and end the run with a
-        line of their own (exit code 0 for the cap), not an ERROR line per stream."""
-        handled = isinstance(sys.exc_info()[1], (PipedriveError, RunHalted))
+        line of their own (exit code 0 for the cap), not an ERROR line per stream. Nor for
+        `--test`, which ends every stream after its first record that way."""
+        error = sys.exc_info()[1]
+        handled = isinstance(error, (PipedriveError, RunHalted)) or isinstance(
+            getattr(error, "__cause__", None), MaxRecordsLimitException
+        )
         if handled and message.startswith("An unhandled error occurred"):
             return
         super().log(message, *args, level=level, **kwargs)

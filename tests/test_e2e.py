@@ -881,3 +881,23 @@ def test_every_record_matches_its_schema_with_timestamps_as_rfc3339(first_run: t
                         failures.setdefault((stream, f"data/{key}"), value)
     assert not failures
     assert {"deal_participants", "deal_flow", "project_fields"} <= set(checked)
+
+
+def test_the_connection_test_describes_every_stream_it_reads(
+    config: dict[str, str], tmp_path: Path
+) -> None:
+    """`--test` (what `meltano config <tap> test` runs) selects every stream, off-by-default
+    ones too, and writes one record of each: their SCHEMA lists the properties those
+    records carry. The SDK built its stream maps from the selection at start, so a stream
+    selected later went out with a schema of no properties and a full record. Stopping
+    each stream after one record is the test working, not an error to log."""
+    run = run_tap(tmp_path, config, extra_args=["--test"])
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "| ERROR" not in run.stderr
+    schemas = {m["stream"]: m["schema"] for m in run.messages if m["type"] == "SCHEMA"}
+    records = [m for m in run.messages if m["type"] == "RECORD"]
+    off_by_default = {"deal_participants", "mail_threads", "project_boards"}
+    assert off_by_default <= {m["stream"] for m in records}
+    for message in records:
+        properties = schemas[message["stream"]]["properties"]
+        assert set(message["record"]) <= set(properties), message["stream"]
