@@ -1239,6 +1239,11 @@ class PipedriveStream(RESTStream[t.Any]):
             return
         if self._tap.is_unavailable(self):  # type: ignore[attr-defined]
             return  # refused for an earlier partition: no request for the others
+        entity = self.custom_field_entity
+        refused = entity and self._tap.definitions_failure(entity)  # type: ignore[attr-defined]
+        if refused:  # no custom field could be named or typed: none goes out under its hash
+            self._tap.skip_unavailable(self, refused)  # type: ignore[attr-defined]
+            return
         self._warn_of_fields_missing_from_catalog()
         self._note_deletions_from(context)
         if self.filter_here and self.replication_key:

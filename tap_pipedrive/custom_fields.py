@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import re
 import typing as t
+import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 
 NAME_MODES = ("key", "name")
@@ -31,7 +33,7 @@ _DATE = {"type": ["string", "null"], "format": "date"}
 _NUMBER = {"type": ["number", "null"]}
 _INTEGER = {"type": ["integer", "null"]}
 _INT_LIST = {"type": ["array", "null"], "items": {"type": "integer"}}
-_STR_LIST = {"type": ["array", "null"], "items": {"type": "string"}}
+_STR_LIST = {"type": ["array", "null"], "items": {"type": ["string", "null"]}}
 
 #: JSON schema of the main column, by Pipedrive `field_type`.
 MAIN_TYPES: dict[str, dict[str, t.Any]] = {
@@ -53,10 +55,28 @@ COMPANIONS: dict[str, dict[str, dict[str, t.Any]]] = {
 }
 
 
+#: Latin letters that Unicode does not decompose into an ASCII letter and a mark.
+_LATIN_LETTERS = str.maketrans({
+    "ß": "ss", "ẞ": "SS", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O",
+    "đ": "d", "Đ": "D", "ł": "l", "Ł": "L", "þ": "th", "Þ": "TH", "ð": "d", "Ð": "D", "\u0131": "i",
+})  # fmt: skip
+
+
+def _ascii_letter(char: str) -> str:
+    """`é` -> `e`, `ﬁ` -> `fi`; a letter of another script (`й`, `背`) stays as it is."""
+    if char.isascii():
+        return char
+    bare = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+    return bare if bare and bare.isascii() else char
+
+
 def snake_case(name: str) -> str:
-    """`Deal's Region (EU)` -> `deal_s_region_eu`; ASCII letters, digits and `_` only."""
-    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name.strip())
-    text = re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_").lower()
+    """`Deal's Region (EU)` -> `deal_s_region_eu`, `Größe` -> `grosse`, `Прозвище` ->
+    `прозвище`: Latin letters lose their accents, letters of other scripts are kept (a
+    name in Cyrillic reads better than the field's hash key)."""
+    text = "".join(map(_ascii_letter, name.strip().translate(_LATIN_LETTERS)))
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", text)
+    text = re.sub(r"[\W_]+", "_", text).strip("_").lower()
     if text and text[0].isdigit():
         text = f"f_{text}"
     return text
@@ -86,44 +106,103 @@ class CustomField:
         return properties
 
 
+def companion_suffixes(field_type: str) -> tuple[str, ...]:
+    """Every `<column>_<suffix>` a field of this type may write: its parts and its label."""
+    labels = {"enum": ("label",), "set": ("labels",)}.get(field_type, ())
+    return (*COMPANIONS.get(field_type, {}), *labels)
+
+
 def build_custom_fields(
     definitions: t.Iterable[dict[str, t.Any]],
     *,
     name_mode: str,
     reserved: t.Iterable[str],
+    pinned: t.Mapping[str, str] | None = None,
 ) -> list[CustomField]:
     """Custom fields from `*Fields` rows, with their output columns.
 
-    In `name` mode a column is the field's name in snake_case. A name that is empty or that
-    collides with a standard column, or with the column of a custom field of lower field id,
-    gets `_` and the first 8 characters of the field key appended, which is unique and stable.
+    In `name` mode a column is the field's name in snake_case, kept bare only while no
+    standard column and no other custom field claims it or one of its companion columns
+    (`_currency`, `_label`, ...); otherwise, or if the name is empty, the field's own key
+    decides: `_` and its first 8 characters are appended (the whole key for an empty name).
+    So a suffixed column always holds the same field, and a rename elsewhere can move a
+    field out of its bare column but never put another field's values in it.
+
+    `pinned` (key -> column, from the run's catalog) comes first: the columns of a catalog
+    stay those of the fields it was discovered with, renamed since or not, until the next
+    discovery. Fields whose key is a standard column (Contact Sync's `birthday`, served by
+    the API as the standard property) are left to that column.
     """
-    taken = set(reserved)
-    fields: list[CustomField] = []
+    reserved = set(reserved)
+    pinned = dict(pinned or {})
     rows = [_v1_shaped(row) for row in definitions]
     rows = [row for row in rows if row.get("edit_flag") and row.get("key")]
+    rows = [row for row in rows if str(row["key"]) not in reserved]
     rows.sort(key=lambda row: (row.get("id") or 0, row["key"]))
+
+    def claims(row: dict[str, t.Any], column: str) -> set[str]:
+        suffixes = companion_suffixes(str(row.get("field_type") or ""))
+        return {column, *(f"{column}_{suffix}" for suffix in suffixes)}
+
+    columns: dict[str, str] = {}
+    taken = set(reserved)
+    for row in rows:
+        key = str(row["key"])
+        if key in pinned:
+            columns[key] = pinned[key]
+            taken |= claims(row, pinned[key])
+    unpinned = [row for row in rows if str(row["key"]) not in columns]
+    if name_mode != "name":
+        for row in unpinned:
+            columns[str(row["key"])] = str(row["key"])
+    else:
+        base = {str(row["key"]): snake_case(str(row.get("name") or "")) for row in unpinned}
+        claimed = Counter(c for row in unpinned for c in claims(row, base[str(row["key"])]))
+        suffixed = []
+        for row in unpinned:
+            key = str(row["key"])
+            wanted = claims(row, base[key])
+            if base[key] and not wanted & taken and all(claimed[c] == 1 for c in wanted):
+                columns[key] = base[key]
+                taken |= wanted
+            else:
+                suffixed.append(row)
+        for row in suffixed:
+            key = str(row["key"])
+            column = f"{base[key]}_{key[:8]}" if base[key] else key
+            if claims(row, column) & taken:
+                column = f"{base[key]}_{key}" if base[key] else key
+            columns[key] = column
+            taken |= claims(row, column)
+
+    fields: list[CustomField] = []
     for row in rows:
         key = str(row["key"])
         field_type = str(row.get("field_type") or "")
-        companions = tuple(COMPANIONS.get(field_type, {}))
-        column = key
-        if name_mode == "name":
-            base = snake_case(str(row.get("name") or ""))
-            column = base
-            names = {base, *(f"{base}_{suffix}" for suffix in companions)}
-            if not base or names & taken:
-                column = f"{base}_{key[:8]}" if base else key
-        taken.update({column, *(f"{column}_{suffix}" for suffix in companions)})
         options = {}
         for option in row.get("options") or []:
             try:
                 options[int(option["id"])] = str(option.get("label"))
             except (KeyError, TypeError, ValueError):
                 continue
-        fields.append(CustomField(key, str(row.get("name") or key), field_type, column,
+        companions = tuple(COMPANIONS.get(field_type, {}))
+        fields.append(CustomField(key, str(row.get("name") or key), field_type, columns[key],
                                   options, companions))  # fmt: skip
     return fields
+
+
+#: How `CustomField.schema_properties` names the key in a main column's description.
+_DESCRIBED_KEY = re.compile(r"^Custom field '.*' \(.*, key (\S+)\)$", re.DOTALL)
+
+
+def described_columns(properties: t.Mapping[str, t.Any]) -> dict[str, str]:
+    """Key -> column of the custom fields a schema (a catalog's) was discovered with."""
+    columns: dict[str, str] = {}
+    for column, schema in properties.items():
+        match = _DESCRIBED_KEY.match(str((schema or {}).get("description") or ""))
+        if match:
+            columns.setdefault(match.group(1), column)
+    return columns
 
 
 def _v1_shaped(row: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -214,9 +293,7 @@ class _FieldWriter:
             row[self.label_column] = self.options.get(value) if value is not None else None
         elif self.labels_column is not None:
             options = self.options
-            row[self.labels_column] = (
-                [options.get(option, str(option)) for option in value] if value else None
-            )
+            row[self.labels_column] = [options.get(option) for option in value] if value else None
 
 
 class CustomFieldLayout:

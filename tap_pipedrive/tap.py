@@ -22,7 +22,12 @@ from singer_sdk.exceptions import ConfigValidationError, RetriableAPIError
 
 from tap_pipedrive.budget import TokenCapReached, TokenMeter
 from tap_pipedrive.client import SCHEMAS, PipedriveStream, PrimedPages, RecentsStream, api_roots
-from tap_pipedrive.custom_fields import NAME_MODES, CustomFieldLayout, build_custom_fields
+from tap_pipedrive.custom_fields import (
+    NAME_MODES,
+    CustomFieldLayout,
+    build_custom_fields,
+    described_columns,
+)
 from tap_pipedrive.errors import (
     ApiError,
     ConfigError,
@@ -597,12 +602,24 @@ class TapPipedrive(Tap):
                 definitions,
                 name_mode=self.config.get("custom_field_names") or "key",
                 reserved=reserved,
+                pinned=self._catalog_columns(entity),
             )
             self.logger.info("%d custom %s fields", len(fields), entity)
             self._custom_field_layouts[entity] = CustomFieldLayout(
                 fields, labels=bool(self.config.get("custom_field_labels", True))
             )
         return self._custom_field_layouts[entity]
+
+    def _catalog_columns(self, entity: str) -> dict[str, str]:
+        """Key -> column of `entity`'s custom fields in the run's catalog: a field renamed
+        since discovery keeps its column (and its selection) until the next discovery."""
+        pinned: dict[str, str] = {}
+        for stream_class in STREAM_TYPES:
+            entry = self.input_catalog and self.input_catalog.get(stream_class.name)
+            if entry is not None and stream_class.custom_field_entity == entity:
+                properties = entry.schema.to_dict().get("properties") or {}
+                pinned = {**described_columns(properties), **pinned}
+        return pinned
 
     @property
     def _singer_catalog(self) -> Catalog:
@@ -643,17 +660,12 @@ class TapPipedrive(Tap):
     ) -> list[dict[str, t.Any]]:
         try:
             return list(fields_stream.request_records(None))  # type: ignore[attr-defined]
-        except ApiError as exc:
-            # E.g. a plan without the feature (403) or an API without the endpoint (404):
-            # custom fields then pass through untyped, under their keys, rather than stop
-            # the run; the `*_fields` stream is skipped (`definitions_failure`).
+        except UnavailableError as exc:
+            # A plan without the feature (403) or an API without the endpoint (404): the
+            # streams that carry these custom fields are skipped, bookmarks kept, rather
+            # than sent with raw hash keys; the other streams go on. Any other error (a
+            # `success: false`, retries spent) stops the run, as a list's would.
             self._definitions_failed[entity] = exc
-            self.logger.warning(
-                "Cannot read %s field definitions (%s): %s custom fields pass through untyped",
-                entity,
-                exc,
-                entity,
-            )
             return []
 
 

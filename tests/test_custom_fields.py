@@ -146,3 +146,84 @@ def test_standard_fields_and_empty_values() -> None:
 )  # fmt: skip
 def test_snake_case(name: str, expected: str) -> None:
     assert snake_case(name) == expected
+
+
+def columns(definitions: list[dict[str, t.Any]], **kw: t.Any) -> dict[str, str]:
+    kw.setdefault("reserved", {"id", "title"})
+    return {f.name: f.column for f in build_custom_fields(definitions, name_mode="name", **kw)}
+
+
+def text_field(id_: int, key: str, name: str, field_type: str = "varchar") -> dict[str, t.Any]:
+    return {"id": id_, "key": key, "name": name, "field_type": field_type, "edit_flag": True}
+
+
+def test_a_rename_elsewhere_never_puts_another_fields_values_in_a_column() -> None:
+    """A colleague renames field A to the name of field B: B's column must not switch to
+    A's values (as it did when the lower field id kept the bare name), and A's values must
+    not land where B's were. Both go to columns suffixed by their own keys."""
+    a, b = "a" * 40, "b" * 40
+    before = build_custom_fields(
+        [text_field(1, a, "Lead source detail"), text_field(2, b, "Campaign")],
+        name_mode="name", reserved={"id"},
+    )  # fmt: skip
+    after = build_custom_fields(
+        [text_field(1, a, "Campaign"), text_field(2, b, "Campaign")],
+        name_mode="name", reserved={"id"},
+    )  # fmt: skip
+    column_of = {f.key: f.column for f in before}
+    assert column_of == {a: "lead_source_detail", b: "campaign"}
+    moved = {f.key: f.column for f in after}
+    assert moved == {a: "campaign_aaaaaaaa", b: "campaign_bbbbbbbb"}
+    for key, column in moved.items():  # no column now holds the other field's values
+        assert column not in {c for k, c in column_of.items() if k != key}
+
+
+def test_label_columns_count_as_claimed_names() -> None:
+    """An enum "Customer type" writes `customer_type_label`; a text field named "Customer
+    type label" must not share that column (its values were overwritten by the label)."""
+    got = columns([
+        {**text_field(1, "e" * 40, "Customer type", "enum"), "options": [{"id": 1, "label": "A"}]},
+        text_field(2, "t" * 40, "Customer type label"),
+    ])  # fmt: skip
+    assert got == {"Customer type": "customer_type_eeeeeeee",
+                   "Customer type label": "customer_type_label_tttttttt"}  # fmt: skip
+
+
+def test_the_catalogs_columns_win_over_renames() -> None:
+    """Run with a catalog discovered before a rename: the field keeps its catalog column,
+    so a deselected field stays deselected and the SCHEMA matches the records."""
+    renamed = [text_field(1, "h" * 40, "Address (home)"), text_field(2, "w" * 40, "Home address")]
+    got = columns(renamed, pinned={"h" * 40: "home_address"})
+    assert got == {"Address (home)": "home_address", "Home address": "home_address_wwwwwwww"}
+
+
+def test_a_custom_field_keyed_like_a_standard_column_is_left_to_it() -> None:
+    """Contact Sync makes custom person fields with plain keys (`birthday`) that API v2
+    serves as standard properties: the standard column and its type stay."""
+    fields = build_custom_fields(
+        [text_field(1, "birthday", "Birthday", "date"), text_field(2, "x" * 40, "Nickname")],
+        name_mode="key", reserved={"id", "birthday"},
+    )  # fmt: skip
+    assert [f.key for f in fields] == ["x" * 40]
+
+
+def test_a_deleted_option_has_no_label_in_an_enum_or_a_set() -> None:
+    definitions = [
+        {**text_field(1, "e" * 40, "Tier", "enum"), "options": [{"id": 1, "label": "Gold"}]},
+        {**text_field(2, "s" * 40, "Tags", "set"), "options": [{"id": 1, "label": "Web"}]},
+    ]  # fmt: skip
+    fields = build_custom_fields(definitions, name_mode="name", reserved={"id"})
+    row = {"custom_fields": {"e" * 40: 9, "s" * 40: [9, 1]}}
+    CustomFieldLayout(fields, labels=True).apply_v2(row)
+    assert (row["tier_label"], row["tags_labels"]) == (None, [None, "Web"])
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("Téléphone assistant", "telephone_assistant"), ("Grüße", "grusse"), ("Größe", "grosse"),
+     ("Прозвище", "прозвище"), ("Район", "район"), ("背景", "背景"), ("Øre-Æble", "ore_aeble")],
+)  # fmt: skip
+def test_names_in_other_alphabets_stay_readable(name: str, expected: str) -> None:
+    """Accents are dropped from Latin letters; other scripts are kept, not replaced by
+    the field's 40-character key."""
+    assert snake_case(name) == expected

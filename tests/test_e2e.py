@@ -901,3 +901,27 @@ def test_the_connection_test_describes_every_stream_it_reads(
     for message in records:
         properties = schemas[message["stream"]]["properties"]
         assert set(message["record"]) <= set(properties), message["stream"]
+
+
+def test_a_field_renamed_after_discovery_keeps_its_catalog_column_and_selection(
+    tmp_path: Path,
+) -> None:
+    """Name mode, a catalog discovered once and reused (plain Singer, or Meltano's cached
+    catalog): a person field the user deselected (PII) is renamed in Pipedrive. Its values
+    stayed out before; after the rename they came back under a new column the catalog did
+    not know, and the old column went out empty."""
+    with Sandbox(seed=1, scale=0.02) as sandbox:
+        config = {"api_key": sandbox.token, "api_url": sandbox.url, "start_date": START_DATE,
+                  "custom_field_names": "name"}  # fmt: skip
+        catalog = select(discover(tmp_path, config), ["persons"])
+        [persons] = [entry for entry in catalog["streams"] if entry["tap_stream_id"] == "persons"]
+        for meta in persons["metadata"]:
+            if meta["breadcrumb"][-1:] and meta["breadcrumb"][-1].startswith("home_address"):
+                meta["metadata"]["selected"] = False
+        [field] = [f for f in sandbox.data.custom_fields["person"] if f.name == "Home address"]
+        field.name = "Address (home)"
+        run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 0, run.stderr[-2000:]
+    keys = {key for record in run.records("persons") for key in record}
+    assert not {key for key in keys if "address_home" in key or "home_address" in key}
+    assert "is not in the catalog" not in run.stderr

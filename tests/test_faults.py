@@ -175,6 +175,56 @@ def test_streams_pipedrive_refuses_are_skipped_and_the_rest_arrive_whole(
         assert not any(bookmarks.get(name) for name in REFUSED)  # none moved, none synced
 
 
+DEAL_FIELD_STREAMS = {"deals", "archived_deals", "leads", "archived_leads", "deal_fields"}
+
+
+def test_streams_whose_custom_field_definitions_are_refused_are_skipped(tmp_path: Path) -> None:
+    """Without `/v1/dealFields` no deal custom field can be named or typed: the streams that
+    carry them are skipped (bookmarks kept), not sent with raw 40-character hash keys and
+    v1's raw shapes under a SCHEMA that types them otherwise; the rest arrive whole."""
+    refused = Faults(refused_paths="/v1/dealFields=403")
+    with Sandbox(seed=31, scale=0.05, faults=refused) as sandbox:
+        run = run_tap(tmp_path, config_for(sandbox, custom_field_names="name"))
+        assert run.returncode == 0, run.stderr[-2000:]
+        for name in DEFAULT_STREAMS:
+            if name in DEAL_FIELD_STREAMS:
+                assert not run.records(name), name
+                [line] = [x for x in run.stderr.splitlines() if f"Stream '{name}' skipped" in x]
+                assert "/dealFields (403 Forbidden)" in line, line
+            else:
+                truth = sandbox.truth(name, START_DATE, with_deleted=name in WITH_DELETED)
+                assert run.ids(name) == truth, name
+        hex_key = re.compile("[0-9a-f]{40}")
+        assert not [k for m in run.messages if m["type"] == "RECORD" for k in m["record"]
+                    if hex_key.fullmatch(k)]  # fmt: skip
+        bookmarks = run.final_state["bookmarks"]
+        assert not any(bookmarks.get(name) for name in DEAL_FIELD_STREAMS)
+
+
+def test_field_definitions_answered_with_an_error_stop_the_run_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """A `200` whose body says `success: false` stops the tap, for the field definitions as
+    for a list (it went on with custom fields untyped under their keys, exit 0)."""
+    with Sandbox(seed=31, scale=0.05) as sandbox:
+        answer = sandbox.engine.fields_v1
+
+        def failing(name: str, params: dict[str, str]) -> tuple[dict[str, t.Any], bool]:
+            if name == "dealFields":
+                return {"success": False, "error": "Internal error", "data": None}, False
+            return answer(name, params)
+
+        sandbox.engine.fields_v1 = failing  # type: ignore[method-assign]
+        run = run_tap(tmp_path, config_for(sandbox))
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    last = run.stderr.strip().splitlines()[-1]
+    assert (
+        last == "tap-pipedrive: error: Pipedrive reported an error for /dealFields: Internal error"
+    )
+    assert not run.records("deals")
+
+
 def test_a_wrong_api_url_is_one_line_not_every_stream_skipped(tmp_path: Path) -> None:
     with Sandbox(seed=31, scale=0.05) as sandbox:
         run = run_tap(tmp_path, config_for(sandbox, api_url=sandbox.url + "/nothing-here"))
