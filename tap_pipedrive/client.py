@@ -1325,18 +1325,35 @@ class PipedriveStream(RESTStream[t.Any]):
         return items, None if None in since else min(t.cast(list[dt.datetime], since))
 
     def reported_unchanged(self, context: Context | None) -> bool:
-        """Whether Pipedrive reports nothing of this stream changed since its last sync."""
+        """Whether Pipedrive reports nothing of this stream changed since its last sync,
+        and the bookmark is still the one that sync left (one moved back, to read a stretch
+        again, is read from)."""
         synced_at = self._synced_at() if context is None else None
         if synced_at is None or synced_at < reach_floor():
+            return False
+        state = self.stream_state
+        if "synced_bookmark" not in state or _state_time(state["synced_bookmark"]) != _state_time(
+            state.get("replication_key_value")
+        ):
             return False
         changes = self._tap.recent_changes()  # type: ignore[attr-defined]
         return changes is not None and changes.unchanged_since(self.changes_item, synced_at)
 
     def _mark_synced(self, context: Context | None) -> None:
+        """Note a complete sync (not a walk of a deselected parent for its children: its
+        own records were not sent). Its bookmark is noted beside it once final."""
         started = getattr(self._tap, "run_started_at", None)
-        if self.changes_item and context is None and started is not None:
+        if self.changes_item and context is None and started is not None and self.selected:
             self.stream_state["synced_at"] = format_datetime(started - CLOCK_MARGIN)
             self.stream_state.pop("deletions_from", None)
+            self._synced_this_run = True
+
+    _synced_this_run = False
+
+    def _finalize_state(self, state: dict | None = None) -> None:
+        super()._finalize_state(state)
+        if self._synced_this_run and (state is None or state is self.stream_state):
+            self.stream_state["synced_bookmark"] = self.stream_state.get("replication_key_value")
 
     def _note_deletions_from(self, context: Context | None) -> None:
         """A sync that stops before its end leaves a bookmark past the records it read,

@@ -925,3 +925,34 @@ def test_a_field_renamed_after_discovery_keeps_its_catalog_column_and_selection(
     keys = {key for record in run.records("persons") for key in record}
     assert not {key for key in keys if "address_home" in key or "home_address" in key}
     assert "is not in the catalog" not in run.stderr
+
+
+def test_a_bookmark_moved_back_is_read_from_even_if_nothing_changed(
+    config: dict[str, str], tmp_path: Path, sandbox: Sandbox
+) -> None:
+    """Moving a bookmark back (`meltano state set`) is how a stretch is read again: the
+    stream must not be skipped as unchanged since its last sync."""
+    catalog = select(discover(tmp_path, config), ["deals", "persons"])
+    first = run_tap(tmp_path, config, catalog=catalog)
+    assert first.returncode == 0, first.stderr[-2000:]
+    state = copy.deepcopy(first.final_state)
+    state["bookmarks"]["deals"]["replication_key_value"] = START_DATE
+    again = run_tap(tmp_path, config, catalog=catalog, state=state)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.ids("deals") == truth(sandbox, "deals")
+    assert not again.records("persons")  # unchanged, bookmark untouched: skipped
+
+
+def test_a_parent_walked_only_for_its_children_is_not_marked_synced(
+    config: dict[str, str], tmp_path: Path, sandbox: Sandbox
+) -> None:
+    """deal_products alone walks the deals without sending them: selecting deals later
+    must send every deal, not skip them as synced and unchanged."""
+    discovered = discover(tmp_path, config)
+    first = run_tap(tmp_path, config, catalog=select(copy.deepcopy(discovered), ["deal_products"]))
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert not first.records("deals") and first.records("deal_products")
+    both = select(discovered, ["deals", "deal_products"])
+    second = run_tap(tmp_path, config, catalog=both, state=first.final_state)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert second.ids("deals") == truth(sandbox, "deals")
