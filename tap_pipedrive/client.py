@@ -1268,8 +1268,26 @@ class PipedriveStream(RESTStream[t.Any]):
             yield from self._recent_deletions(context)
         if self.moved:
             self._keep_bookmark(context)
+            self._pending_version = None  # rows may be missing: no version to activate
             return
         self._mark_synced(context)
+        if context is None or context == (self.partitions or [None])[-1]:
+            self._activate_version()
+
+    def _write_activate_version_message(self, full_table_version: int) -> None:
+        """Deferred to the end of a complete read (`_activate_version`). The SDK writes it
+        before the first record, and a target that applies it drops the table's older rows
+        then: all of them when the run goes on to skip the stream (unchanged, refused) or
+        stops midway. A child stream's rows are only its parents' of this run (deal
+        children: the changed deals'), so it never activates a version."""
+        self._pending_version = None if self.parent_stream_type else full_table_version
+
+    _pending_version: int | None = None
+
+    def _activate_version(self) -> None:
+        version, self._pending_version = self._pending_version, None
+        if version is not None:
+            super()._write_activate_version_message(version)
 
     #: Whether the list moved while this run read it by offsets (see `list_moved`).
     moved: bool = False

@@ -956,3 +956,39 @@ def test_a_parent_walked_only_for_its_children_is_not_marked_synced(
     second = run_tap(tmp_path, config, catalog=both, state=first.final_state)
     assert second.returncode == 0, second.stderr[-2000:]
     assert second.ids("deals") == truth(sandbox, "deals")
+
+
+def test_a_table_version_is_activated_only_once_the_whole_table_is_sent(
+    tmp_path: Path,
+) -> None:
+    """With `emit_activate_version_messages`, a target drops a table's rows of older
+    versions. The SDK sent ACTIVATE_VERSION before the first record: for a table then
+    skipped as unchanged (pipelines, stages: every row dropped) and for deal products,
+    which hold only the changed deals' rows. Now: after a complete table, and only then."""
+    with Sandbox(seed=5, scale=0.02) as sandbox:
+        config = {"api_key": sandbox.token, "api_url": sandbox.url, "start_date": START_DATE,
+                  "emit_activate_version_messages": True}  # fmt: skip
+        catalog = select(discover(tmp_path, config), [*STREAMS, "deal_participants"])
+        first = run_tap(tmp_path, config, catalog=catalog)
+        assert first.returncode == 0, first.stderr[-2000:]
+        sandbox.touch("deals", n=2)
+        second = run_tap(tmp_path, config, catalog=catalog, state=first.final_state)
+        assert second.returncode == 0, second.stderr[-2000:]
+
+    def activated(run: t.Any) -> set[str]:
+        streams = set()
+        for at, message in enumerate(run.messages):
+            if message["type"] == "ACTIVATE_VERSION":
+                name = message["stream"]
+                later = [m for m in run.messages[at:] if m.get("stream") == name]
+                assert not [m for m in later if m["type"] == "RECORD"], name  # none after
+                streams.add(name)
+        return streams
+
+    children = {*DEAL_CHILDREN, "mail_messages", "project_phases"}  # their parents' rows
+    full_tables = {name for name, key in STREAMS.items() if key is None} - children
+    assert activated(first) == full_tables
+    assert {"pipelines", "stages", "currencies"} <= full_tables
+    assert not second.records("pipelines") and not second.records("stages")
+    assert second.records("deal_products") and second.records("currencies")
+    assert activated(second) == {name for name in full_tables if second.records(name)}

@@ -24,8 +24,9 @@ class _Definitions:
         failure = self._tap.definitions_failure(self.entity)  # type: ignore[attr-defined]
         if failure is not None:
             self._tap.skip_unavailable(self, failure)  # type: ignore[attr-defined]
-            return iter(())
-        return iter(self._tap.field_definitions(self.entity))  # type: ignore[attr-defined]
+            return
+        yield from self._tap.field_definitions(self.entity)  # type: ignore[attr-defined]
+        self._activate_version()  # type: ignore[attr-defined]
 
 
 class _FieldsStream(_Definitions, PipedriveV1Stream):
