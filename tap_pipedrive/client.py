@@ -35,7 +35,7 @@ from singer_sdk.exceptions import MaxRecordsLimitException, RetriableAPIError
 from singer_sdk.helpers._catalog import get_selected_schema, pop_deselected_record_properties
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.pagination import BaseAPIPaginator, SinglePagePaginator
-from singer_sdk.singerlib import RecordMessage
+from singer_sdk.singerlib import Metadata, MetadataMapping, RecordMessage
 
 from tap_pipedrive import schemas
 from tap_pipedrive.budget import TokenCapReached, token_cost
@@ -696,6 +696,17 @@ class PipedriveStream(RESTStream[t.Any]):
                 "description": "When Pipedrive reported the record deleted (its update time)",
             }
         return schema
+
+    @property
+    def metadata(self) -> MetadataMapping:
+        """`_sdc_deleted_at` is automatic, like the keys: a deletion sent without it (a
+        catalog selecting a few columns) reads as an update that blanks the row."""
+        metadata = super().metadata
+        entry = metadata.get(("properties", "_sdc_deleted_at"))
+        if entry is not None and entry.inclusion != Metadata.InclusionType.AUTOMATIC:
+            entry.inclusion = Metadata.InclusionType.AUTOMATIC
+            self._mask = None
+        return metadata
 
     @property
     def selected(self) -> bool:

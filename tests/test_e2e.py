@@ -992,3 +992,26 @@ def test_a_table_version_is_activated_only_once_the_whole_table_is_sent(
     assert not second.records("pipelines") and not second.records("stages")
     assert second.records("deal_products") and second.records("currencies")
     assert activated(second) == {name for name in full_tables if second.records(name)}
+
+
+def test_a_deletion_keeps_its_marker_whatever_columns_are_selected(tmp_path: Path) -> None:
+    """A catalog selecting a few columns of persons (an ordinary field list) sent a
+    deleted person as `{"id": 5, "update_time": null}`, an update blanking the row."""
+    with Sandbox(seed=17, scale=0.02) as live:
+        config = {"api_key": live.token, "api_url": live.url, "start_date": START_DATE}
+        catalog = select(discover(tmp_path, config), ["persons"])
+        [persons] = [entry for entry in catalog["streams"] if entry["tap_stream_id"] == "persons"]
+        for meta in persons["metadata"]:
+            if meta["breadcrumb"]:
+                column = meta["breadcrumb"][-1]
+                meta["metadata"]["selected"] = column in {"id", "name", "update_time"}
+        first = run_tap(tmp_path, config, catalog=catalog)
+        assert first.returncode == 0, first.stderr[-2000:]
+        victim = sorted(first.ids("persons"))[0]
+        live.delete("persons", [victim])
+        second = run_tap(tmp_path, config, catalog=catalog, state=first.final_state)
+    assert second.returncode == 0, second.stderr[-2000:]
+    [deleted] = [r for r in second.records("persons") if r["id"] == victim]
+    assert deleted.get("_sdc_deleted_at")
+    [schema] = [m["schema"] for m in second.messages if m["type"] == "SCHEMA"]
+    assert "_sdc_deleted_at" in schema["properties"] and "emails" not in schema["properties"]
