@@ -666,21 +666,25 @@ def test_pacer_takes_the_shortest_round_trip_not_the_time_requests_queue() -> No
 
 
 @responses.activate
-def test_missing_fields_and_recents_endpoints_degrade_without_losing_records() -> None:
-    """A proxy or API without `*Fields` or `/recents` (404): custom fields pass through
-    under their keys and deletions are skipped, with a warning; the run goes on."""
+def test_missing_fields_and_recents_endpoints_degrade_without_losing_records(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A proxy or API without `*Fields` or `/recents` (404): the streams whose custom
+    fields cannot be named are skipped, bookmark kept (not sent under 40-character keys);
+    the others go on, without the deletions `/recents` would have flagged."""
     for url in field_definition_urls(HOST):
         responses.get(url, status=404, json={"success": False, "error": "x"})
     responses.get(f"{V1}/recents", status=404, json={"success": False, "error": "not found"})
     record = {"id": 1, "update_time": "2024-06-01T10:00:00Z", "custom_fields": {"a" * 40: 5}}
-    responses.get(
+    persons = responses.get(
         f"{V2}/persons",
         json={"success": True, "data": [record], "additional_data": {"next_cursor": None}},
     )
+    responses.get(f"{V1}/notes", json=v1_page([1, 2], 0, False))
     tap = TapPipedrive(config=CONFIG, validate_config=True)
-    stream = t.cast(PipedriveStream, tap.streams["persons"])
-    [row] = records(stream)
-    assert stream.post_process(row)["a" * 40] == 5
+    assert records(t.cast(PipedriveStream, tap.streams["persons"])) == []
+    assert persons.call_count == 0 and "Stream 'persons' skipped" in caplog.text
+    assert [r["id"] for r in records(t.cast(PipedriveStream, tap.streams["notes"]))] == [1, 2]
 
 
 @responses.activate

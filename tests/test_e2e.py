@@ -927,19 +927,19 @@ def test_a_field_renamed_after_discovery_keeps_its_catalog_column_and_selection(
     assert "is not in the catalog" not in run.stderr
 
 
-def test_a_bookmark_moved_back_is_read_from_even_if_nothing_changed(
-    config: dict[str, str], tmp_path: Path, sandbox: Sandbox
-) -> None:
+def test_a_bookmark_moved_back_is_read_from_even_if_nothing_changed(tmp_path: Path) -> None:
     """Moving a bookmark back (`meltano state set`) is how a stretch is read again: the
     stream must not be skipped as unchanged since its last sync."""
-    catalog = select(discover(tmp_path, config), ["deals", "persons"])
-    first = run_tap(tmp_path, config, catalog=catalog)
-    assert first.returncode == 0, first.stderr[-2000:]
-    state = copy.deepcopy(first.final_state)
-    state["bookmarks"]["deals"]["replication_key_value"] = START_DATE
-    again = run_tap(tmp_path, config, catalog=catalog, state=state)
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert again.ids("deals") == truth(sandbox, "deals")
+    with Sandbox(seed=11, scale=0.02) as sandbox:
+        config = {"api_key": sandbox.token, "api_url": sandbox.url, "start_date": START_DATE}
+        catalog = select(discover(tmp_path, config), ["deals", "persons"])
+        first = run_tap(tmp_path, config, catalog=catalog)
+        assert first.returncode == 0, first.stderr[-2000:]
+        state = copy.deepcopy(first.final_state)
+        state["bookmarks"]["deals"]["replication_key_value"] = START_DATE
+        again = run_tap(tmp_path, config, catalog=catalog, state=state)
+        assert again.returncode == 0, again.stderr[-2000:]
+        assert again.ids("deals") == truth(sandbox, "deals")
     assert not again.records("persons")  # unchanged, bookmark untouched: skipped
 
 

@@ -37,9 +37,9 @@ Endpoints beyond the core lists (all GET; each as its spec documents it):
 
 ``Sandbox.truth(stream, since)``: ids a correct sync from ``since`` yields. ``since``
 filters by update time where the API can (``updated_since``) and, by default, where the
-tap filters itself: users and files (``incremental=`` overrides). Projects, tasks, mail
-threads and messages, and reference tables (lead labels, roles, permission sets, goals,
-call logs, field definitions) are whole. Deal children (deal_products, deal_participants,
+tap filters itself: files (``incremental=`` overrides). Projects, tasks, mail
+threads and messages, and reference tables (users, lead labels, roles, permission sets,
+goals, call logs, field definitions) are whole. Deal children (deal_products, deal_participants,
 deal_flow) are those of the deals ``truth("deals", since)`` returns (not deleted, not
 archived); mail_messages those of the threads ``truth("mail_threads", since)`` returns;
 deal_flow keys are (deal_id, object, data.id) with custom-field changes included (as with
@@ -486,10 +486,10 @@ TOUCH_TABLES = {
     "leadlabels": "leadLabels",
 }
 # Streams whose truth is filtered by `since` by default although the API has no
-# update-time filter: the tap filters them itself (users on `modified`; files on
-# update_time, read newest first down to the bookmark). Everything else without a
-# server-side filter (projects, tasks, mail threads, reference tables) is read whole.
-CLIENT_FILTERED = {"users", "files"}
+# update-time filter: the tap filters them itself (files on update_time, read newest first
+# down to the bookmark). Everything else without a server-side filter (projects, tasks,
+# mail threads, users and the other reference tables) is read whole.
+CLIENT_FILTERED = {"files"}
 # Names of the derived streams truth() knows, normalised.
 DERIVED_TRUTH = {
     "goals",
