@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## demo: start the bundled Pipedrive sandbox and run `meltano run tap-pipedrive target-jsonl`
+## demo: start the bundled Pipedrive sandbox and run tap-pipedrive into demo-output/ (own state ID)
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
@@ -38,4 +38,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .meltano output .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .meltano output demo-output .pytest_cache .ruff_cache *.egg-info

@@ -4,6 +4,12 @@ Starts the bundled Pipedrive sandbox on a free local port, runs
 `meltano run tap-pipedrive target-jsonl` against it and prints, per stream, how many records
 landed and where. Run it again: Meltano resumes from its saved state, the demo first changes
 a few records in the sandbox (as users would between two runs), and only those are synced.
+
+The demo keeps to itself: its Meltano state has its own ID (`meltano run --state-id-suffix
+demo`, so `dev:tap-pipedrive-to-target-jsonl:demo`) and target-jsonl writes to
+`demo-output/`, so a `meltano run tap-pipedrive target-jsonl` against a real account neither
+resumes from the demo's bookmarks nor appends to its files. `rm -rf demo-output` starts the
+demo over: without that folder, the demo clears its saved state first.
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ from tap_pipedrive.streams import STREAM_TYPES, replication_keys
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 MELTANO = str(BIN / "meltano")
-OUTPUT = ROOT / "output"
+OUTPUT = ROOT / "demo-output"
 LOG = OUTPUT / "demo-meltano.log"
-STATE_ID = "dev:tap-pipedrive-to-target-jsonl"
+#: Never the state ID of a plain `meltano run tap-pipedrive target-jsonl` (no suffix).
+STATE_ID_SUFFIX = "demo"
+STATE_ID = f"dev:tap-pipedrive-to-target-jsonl:{STATE_ID_SUFFIX}"
 START_DATE = "2024-01-01T00:00:00Z"
 SEED, SCALE = 7, 0.2
 #: What "users" change in the sandbox between two demo runs.
@@ -66,11 +74,17 @@ def fail(step: str, result: subprocess.CompletedProcess[str]) -> None:
 
 
 def main() -> None:
-    OUTPUT.mkdir(exist_ok=True)
     print("Installing the Meltano plugins (tap-pipedrive, target-jsonl) ...")
     result = meltano("install")
     if result.returncode != 0:
         fail("meltano install", result)
+    if not OUTPUT.exists() and saved_state() is not None:
+        # Its output removed: start over, rather than send only changes into empty files.
+        print(f"No {OUTPUT.name}/: clearing the demo's saved state ({STATE_ID}) to start over")
+        result = meltano("state", "clear", "--force", STATE_ID)
+        if result.returncode != 0:
+            fail("meltano state clear", result)
+    OUTPUT.mkdir(exist_ok=True)
 
     with Sandbox(seed=SEED, scale=SCALE) as sandbox:
         print(f"Pipedrive sandbox listening on {sandbox.url} (seed {SEED}, scale {SCALE})")
@@ -90,9 +104,14 @@ def main() -> None:
             "TAP_PIPEDRIVE_START_DATE": START_DATE,
             "TARGET_JSONL_DESTINATION_PATH": str(OUTPUT),
         }
-        print(f"Running: meltano run tap-pipedrive target-jsonl  (log: {LOG.relative_to(ROOT)})")
+        print(
+            f"Running: meltano run --state-id-suffix {STATE_ID_SUFFIX} tap-pipedrive "
+            f"target-jsonl  (log: {LOG.relative_to(ROOT)})"
+        )
         started = time.monotonic()
-        result = meltano("run", "tap-pipedrive", "target-jsonl", env=env)
+        result = meltano(
+            "run", "--state-id-suffix", STATE_ID_SUFFIX, "tap-pipedrive", "target-jsonl", env=env
+        )
         LOG.write_text(result.stdout + result.stderr, encoding="utf-8")
         if result.returncode != 0:
             fail("meltano run", result)
@@ -133,7 +152,7 @@ def main() -> None:
             "send the changed records,\nplus any record whose update time equals the bookmark "
             "(sent again rather than risk losing it).\nTables that Pipedrive's /v1/recents "
             "reports unchanged since their last sync are skipped (0).\nRun `make demo` again to "
-            "see another incremental run; `rm -rf .meltano output` starts over."
+            "see another incremental run; `rm -rf demo-output` starts over."
         )
 
 
