@@ -2,7 +2,9 @@
 
 Standard library only, so the sandbox runs anywhere the tap's tests, demo and benchmark do.
 Behaviour (paths, parameters, paging, envelopes, timestamp formats) follows Pipedrive's
-official OpenAPI specs; see FACTS in the project brief for the points that are not in them.
+official OpenAPI specs (linked from https://developers.pipedrive.com/docs/api/v1); where they
+are silent, Pipedrive's API documentation and changelog (e.g. ``/v1/recents`` reaching back
+one month).
 
 Endpoints beyond the core lists (all GET; each as its spec documents it):
 
@@ -45,6 +47,33 @@ archived); mail_messages those of the threads ``truth("mail_threads", since)`` r
 deal_flow keys are (deal_id, object, data.id) with custom-field changes included (as with
 all_changes=1); recents keys are (item, id). ``Sandbox.deleted(stream)``
 lists soft-deleted ids.
+
+Admin API (``/_sandbox/...``; JSON in and out, no token needed, never counted as an API
+request nor touched by faults; each does what the ``Sandbox`` method of the same name
+does, ``set_faults`` for faults):
+
+- ``GET /_sandbox/truth?stream=S[&since=T][&incremental=1|0][&with_deleted=1]``:
+  ``{"stream": S, "ids": [...]}``, the primary keys a correct sync of S from T yields (see
+  ``Sandbox.truth`` above; ``incremental`` overrides whether ``since`` filters the stream).
+- ``GET /_sandbox/deleted?stream=S[&since=T]``: ``{"stream": S, "ids": [...]}``, the
+  soft-deleted records of S (deleted at or after T).
+- ``POST /_sandbox/touch`` ``{"stream": S, "n": N}`` or ``{"stream": S, "ids": [...]}``: sets
+  those records' update time to now (N random live records, 1 by default) and changes a
+  field, as an edit in Pipedrive would; answers ``{"ids": [...]}``, the records touched.
+- ``POST /_sandbox/delete`` ``{"stream": S, "ids": [...]}``: soft-deletes them as Pipedrive
+  does (update time now); answers ``{"ids": [...]}``, those that exist.
+- ``GET /_sandbox/requests[?timeline=1]``: ``{"count": N, "by_path": {path: N}}``, the API
+  requests served since start (or the last reset); ``timeline=1`` adds ``"timeline"``:
+  ``[seconds after the first request, path]`` per request.
+- ``POST /_sandbox/reset_requests``: forgets those requests; answers ``{"count": 0}``.
+- ``GET /_sandbox/faults``: the current faults (every ``Faults`` field). ``POST
+  /_sandbox/faults`` with a JSON object of ``Faults`` fields changes the fields it names and
+  keeps the others (it merges: to clear a fault, post it at 0, false or ``""``, e.g.
+  ``{"latency_ms": 0}``); answers the faults now in force and restarts the count the
+  counter-based faults use.
+
+An unknown stream or fault, a missing ``stream`` or ``ids``, or a body that is not JSON
+answers 400, an unknown route 404, each with ``{"success": false, "error": ...}``.
 
 Fault injection (``Faults``; set at start, by ``Sandbox.set_faults(**kw)`` or by
 ``POST /_sandbox/faults`` with a JSON object; ``GET /_sandbox/faults`` shows them; all off by
