@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Generate the tap's JSON Schemas from Pipedrive's OpenAPI specs (dev-time only).
 
-Usage (from the repo root)::
+Usage (from the repo root; needs PyYAML, which is not a dependency of the tap: the
+``.venv`` that ``make`` builds has it through Meltano, elsewhere ``pip install pyyaml``)::
 
-    /tmp/v1/bin/python scripts/generate_schemas.py [--specs DIR]
+    .venv/bin/python scripts/generate_schemas.py --specs DIR
 
-``DIR`` holds ``openapi-v1.yaml`` and ``openapi-v2.yaml`` (default:
-``../shared/pipedrive-api`` relative to the repo root). The output is committed:
-the tap never reads the specs at build, test or run time.
+``DIR`` holds Pipedrive's public OpenAPI specs saved as ``openapi-v1.yaml`` and
+``openapi-v2.yaml``: download them from Pipedrive's API reference,
+https://developers.pipedrive.com/docs/api/v1 (the v2 spec is
+https://developers.pipedrive.com/docs/api/v1/openapi-v2.yaml). Without ``--specs`` the
+script looks in ``../shared/pipedrive-api`` next to the repo, which a clone does not have.
+The output is committed: the tap never reads the specs at build, test or run time.
 
 Writes:
 
@@ -50,7 +54,7 @@ V2_CUSTOM_FIELD_STREAMS = {
 }  # fmt: skip
 
 STREAMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    # v2: the v1 list endpoints of these entities were retired (FACTS.md).
+    # v2: Pipedrive retired the v1 list endpoints of these entities.
     "deals": ("v2", "/deals", ("data",)),
     "persons": ("v2", "/persons", ("data",)),
     "organizations": ("v2", "/organizations", ("data",)),
@@ -86,7 +90,7 @@ STREAMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "deal_participants": ("v1", "/deals/{id}/participants", ("data",)),
     "deal_flow": ("v1", "/deals/{id}/flow", ("data",)),
     "mail_messages": ("v1", "/mailbox/mailThreads/{id}/mailMessages", ("data",)),
-    # Field definitions: v1 (FACTS.md lists `*Fields` as v1; the v1 spec still has them).
+    # Field definitions: v1 (the v1 spec still has the `*Fields` endpoints).
     "deal_fields": ("v1", "/dealFields", ("data",)),
     "person_fields": ("v1", "/personFields", ("data",)),
     "organization_fields": ("v1", "/organizationFields", ("data",)),
