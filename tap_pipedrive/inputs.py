@@ -3,6 +3,7 @@ file ends in one line that names it instead of a traceback."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import typing as t
 from pathlib import Path
@@ -44,7 +45,24 @@ def _load(option: str, path: str) -> t.Any:
         ) from None
 
 
+#: How far past this machine's clock a bookmark may be (Pipedrive's clock, time zones).
+FUTURE_MARGIN = dt.timedelta(days=1)
+
+
+def unwrap_state(state: t.Any) -> t.Any:
+    """The state itself, from what `meltano state get` prints (`{"singer_state": ...}`) or
+    from a STATE message line (`{"type": "STATE", "value": ...}`): either used to count as
+    no state at all, a silent backfill."""
+    if isinstance(state, dict) and "bookmarks" not in state:
+        if isinstance(state.get("singer_state"), dict):
+            return state["singer_state"]
+        if state.get("type") == "STATE" and isinstance(state.get("value"), dict):
+            return state["value"]
+    return state
+
+
 def check_state(state: t.Any, path: str) -> None:
+    state = unwrap_state(state)
     if not isinstance(state, dict):
         raise ConfigError(f"The state file {path} is not a JSON object")
     bookmarks = state.get("bookmarks", {})
@@ -64,15 +82,26 @@ def check_state(state: t.Any, path: str) -> None:
             raise ConfigError(
                 f"The state file {path} has a bookmark for {stream} that is not an object"
             )
+        key = bookmark.get("replication_key")
+        if key is not None and keys[stream] is not None and key != keys[stream]:
+            raise ConfigError(
+                f"The state file {path} has a bookmark for {stream} on {key!r}; tap-pipedrive "
+                f"bookmarks {stream} on {keys[stream]!r}"
+            )
         value = bookmark.get("replication_key_value")
         if value is None:
             continue
         try:
-            parse_datetime(str(value))
+            when = parse_datetime(str(value))
         except ValueError:
             raise ConfigError(
                 f"The state file {path} has a bookmark for {stream} that is not a time: {value!r}"
             ) from None
+        if when > dt.datetime.now(dt.timezone.utc) + FUTURE_MARGIN:
+            raise ConfigError(
+                f"The state file {path} has a bookmark for {stream} in the future ({value}): "
+                f"nothing would be read until then; correct or remove it"
+            )
 
 
 def check_catalog(catalog: t.Any, path: str) -> None:

@@ -37,11 +37,11 @@ from tap_pipedrive.errors import (
     Stopped,
     UnavailableError,
 )
-from tap_pipedrive.inputs import check_cli_files
+from tap_pipedrive.inputs import check_cli_files, unwrap_state
 from tap_pipedrive.pacing import Pacer
 from tap_pipedrive.pipeline import tune_malloc
 from tap_pipedrive.recents import RecentChanges, reach_floor
-from tap_pipedrive.streams import STREAM_TYPES
+from tap_pipedrive.streams import STREAM_TYPES, replication_keys
 from tap_pipedrive.streams.fields import FIELDS_STREAM_OF
 from tap_pipedrive.timeutil import UTC, format_datetime, parse_datetime
 from tap_pipedrive.writer import BufferedSingerWriter, target_stopped_reading
@@ -570,6 +570,22 @@ class TapPipedrive(Tap):
             # A bad one is reported by _validate_config when validation is on.
             with contextlib.suppress(ValueError):
                 self._config["start_date"] = format_datetime(parse_datetime(str(start)))
+
+    def load_state(self, state: dict[str, t.Any]) -> None:
+        """The state as `--state` gives it, or as Meltano's `state get` or a STATE message
+        wraps it; a bookmark written without its `replication_key` gets the stream's (the
+        SDK would otherwise ignore the value, start from `start_date` and then stop at the
+        first record older than it, "unsorted data")."""
+        state = copy.deepcopy(unwrap_state(state))
+        keys = replication_keys()
+        for name, bookmark in (state.get("bookmarks") or {}).items():
+            if (
+                isinstance(bookmark, dict)
+                and keys.get(name)
+                and "replication_key_value" in bookmark
+            ):
+                bookmark.setdefault("replication_key", keys[name])
+        super().load_state(state)
 
     def run_discovery(self) -> str:
         """The catalog, whatever `max_tokens_per_run`: the cap is a sync's (discovery

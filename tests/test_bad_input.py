@@ -102,8 +102,17 @@ def test_missing_config_file(tmp_path: Path) -> None:
             {"bookmarks": {"deals": {"replication_key_value": "last tuesday"}}},
             ["bookmark for deals", "not a time"],
         ),
+        (
+            {"bookmarks": {"deals": {"replication_key": "add_time",
+                                     "replication_key_value": "2024-06-01T00:00:00Z"}}},
+            ["bookmark for deals on 'add_time'", "'update_time'"],
+        ),
+        (
+            {"singer_state": {"bookmarks": {"deals": {"replication_key_value": "2099-01-01"}}}},
+            ["bookmark for deals in the future", "2099-01-01"],
+        ),
     ],
-)
+)  # fmt: skip
 def test_bad_state_file(tmp_path: Path, state: t.Any, words: list[str]) -> None:
     config = write(tmp_path, "c.json", GOOD)
     state_file = write(tmp_path, "s.json", state)

@@ -1015,3 +1015,20 @@ def test_a_deletion_keeps_its_marker_whatever_columns_are_selected(tmp_path: Pat
     assert deleted.get("_sdc_deleted_at")
     [schema] = [m["schema"] for m in second.messages if m["type"] == "SCHEMA"]
     assert "_sdc_deleted_at" in schema["properties"] and "emails" not in schema["properties"]
+
+
+@pytest.mark.parametrize("wrap", ["meltano", "message"])
+def test_a_state_as_meltano_prints_it_or_without_its_replication_key_is_resumed_from(
+    first_run, config: dict[str, str], tmp_path: Path, sandbox: Sandbox, wrap: str
+) -> None:
+    """`meltano state get` prints `{"singer_state": ...}` and a STATE line wraps the state
+    in `value`: both counted as no state, a silent backfill. A bookmark written by hand
+    without `replication_key` was ignored, then the run died on "unsorted data"."""
+    bookmark = first_run.final_state["bookmarks"]["deals"]["replication_key_value"]
+    state = {"bookmarks": {"deals": {"replication_key_value": bookmark}}}
+    wrapped = {"singer_state": state} if wrap == "meltano" else {"type": "STATE", "value": state}
+    catalog = select(discover(tmp_path, config), ["deals"])
+    run = run_tap(tmp_path, config, catalog=catalog, state=wrapped)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    assert run.ids("deals") == truth(sandbox, "deals", bookmark)
