@@ -672,8 +672,8 @@ class PipedriveStream(RESTStream[t.Any]):
         return self.config.get("user_agent") or f"tap-pipedrive/{__version__}"
 
     @property
-    def timeout(self) -> int:
-        return int(self.config.get("request_timeout") or 60)
+    def timeout(self) -> float:
+        return float(self.config.get("request_timeout") or 60)
 
     #: Never follow a redirect: requests would resend the `x-api-token` header to
     #: whatever host it points at (it strips only `Authorization`).

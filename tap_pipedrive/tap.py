@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -18,7 +19,9 @@ from types import FrameType
 import requests
 from singer_sdk import Tap
 from singer_sdk import typing as th
+from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import ConfigValidationError, RetriableAPIError
+from singer_sdk.helpers._classproperty import classproperty
 
 from tap_pipedrive.budget import TokenCapReached, TokenMeter
 from tap_pipedrive.client import SCHEMAS, PipedriveStream, PrimedPages, RecentsStream, api_roots
@@ -161,7 +164,7 @@ class TapPipedrive(Tap):
         ),
         th.Property(
             "request_timeout",
-            th.IntegerType,
+            th.NumberType,
             default=60,
             description="Seconds to wait for Pipedrive to answer one request before retrying.",
         ),
@@ -171,6 +174,31 @@ class TapPipedrive(Tap):
             description="User-Agent header to send (default `tap-pipedrive/<version>`).",
         ),
     ).to_dict()
+
+    @classproperty
+    def _env_var_config(cls) -> dict[str, t.Any]:
+        """Settings from `TAP_PIPEDRIVE_*` (and `.env`), a value that is not of its
+        setting's type named in one line: the SDK raised a traceback for a number and took
+        any word but `true`, `1`, `yes`, `on` as false."""
+        try:
+            parsed = parse_environment_config(cls.config_jsonschema, cls._env_var_prefix)
+        except ValueError:
+            parsed = None
+        for name, schema in cls.config_jsonschema["properties"].items():
+            variable = cls._env_var_prefix + name.upper()
+            raw = os.environ.get(variable)
+            types = schema.get("type") or []
+            if raw is None or not isinstance(types, list):
+                continue
+            if "integer" in types and not re.fullmatch(r"\s*[+-]?\d+\s*", raw):
+                raise ConfigError(f"Environment variable {variable}={raw!r} is not a whole number")
+            if "number" in types and "integer" not in types and parsed is not None:
+                if not _is_number(raw):
+                    raise ConfigError(f"Environment variable {variable}={raw!r} is not a number")
+                parsed[name] = float(raw)  # the SDK leaves it a string
+            if "boolean" in types and raw.strip().lower() not in BOOLEAN_WORDS:
+                raise ConfigError(f"Environment variable {variable}={raw!r} is not true or false")
+        return parsed or {}
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         self._custom_field_layouts: dict[str, CustomFieldLayout] = {}
@@ -555,7 +583,9 @@ class TapPipedrive(Tap):
                 f"{MAX_CONCURRENCY}"
             )
         timeout = config.get("request_timeout")
-        if timeout is not None and (not isinstance(timeout, int) or timeout <= 0):
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+        ):
             problems.append("Setting request_timeout must be a positive number of seconds")
         try:
             api_roots(config)
@@ -683,6 +713,18 @@ class TapPipedrive(Tap):
             # `success: false`, retries spent) stops the run, as a list's would.
             self._definitions_failed[entity] = exc
             return []
+
+
+#: What `TAP_PIPEDRIVE_*` may say for a boolean setting (the SDK's true words, and false).
+BOOLEAN_WORDS = frozenset(("true", "1", "yes", "on", "false", "0", "no", "off"))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def in_background(name: str, function: t.Callable[..., T], *args: t.Any) -> Future[T]:

@@ -131,3 +131,32 @@ def test_bad_catalog_file(tmp_path: Path, catalog: dict[str, t.Any], words: list
     config = write(tmp_path, "c.json", GOOD)
     catalog_file = write(tmp_path, "cat.json", catalog)
     assert_one_line(*run_cli(tmp_path, "--config", config, "--catalog", catalog_file), *words)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("MAX_CONCURRENT_REQUESTS", "abc"), ("MAX_TOKENS_PER_RUN", "1k"),
+     ("REQUEST_TIMEOUT", "soon"), ("CUSTOM_FIELD_LABELS", "nope")],
+)  # fmt: skip
+def test_config_from_env_of_the_wrong_type(tmp_path: Path, variable: str, value: str) -> None:
+    """The SDK raised a traceback for a number it could not read, and took any word but
+    true/1/yes/on for false."""
+    env = {"PATH": "/usr/bin:/bin", "TAP_PIPEDRIVE_API_KEY": TOKEN,
+           "TAP_PIPEDRIVE_START_DATE": "2024-05-01",
+           f"TAP_PIPEDRIVE_{variable}": value}  # fmt: skip
+    returncode, stderr = run_cli(tmp_path, "--config", "ENV", "--discover", env=env)
+    assert_one_line(returncode, stderr, f"TAP_PIPEDRIVE_{variable}={value!r}")
+    assert returncode == 2
+
+
+def test_a_timeout_in_fractions_of_a_second_is_a_timeout(tmp_path: Path) -> None:
+    """`request_timeout: 2.5` was refused as not "a positive number of seconds"."""
+    import os
+
+    from tap_pipedrive.tap import TapPipedrive
+    from tests.conftest import SESSION_SANDBOX
+
+    config = {**GOOD, "api_url": os.environ["TAP_PIPEDRIVE_TEST_API_URL"],
+              "api_key": SESSION_SANDBOX.token, "request_timeout": 2.5}  # fmt: skip
+    tap = TapPipedrive(config=config, validate_config=True)
+    assert tap.streams["deals"].timeout == 2.5  # type: ignore[attr-defined]
