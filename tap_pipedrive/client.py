@@ -848,7 +848,14 @@ class PipedriveStream(RESTStream[t.Any]):
             if self._tap.api_answered or not no_such_host(exc):  # type: ignore[attr-defined]
                 raise
             host = requests.utils.urlparse(prepared_request.url or "").hostname
-            raise ConnectionFailed(f"no such host {host}: check api_url") from None
+            raise ConnectionFailed(f"no such host {host}: check {self._url_setting}") from None
+
+    @property
+    def _url_setting(self) -> str:
+        """The setting that chose the host: `api_url`, else `company_domain`."""
+        if not self.config.get("api_url") and self.config.get("company_domain"):
+            return "company_domain"
+        return "api_url"
 
     def _send_and_read(
         self, prepared_request: requests.PreparedRequest, context: Context | None
@@ -1111,7 +1118,7 @@ class PipedriveStream(RESTStream[t.Any]):
         if 300 <= status < 400:
             raise ApiError(
                 f"Pipedrive answered {status} redirecting {self._endpoint()} elsewhere; "
-                "the tap does not follow redirects with the token: check api_url"
+                f"the tap does not follow redirects with the token: check {self._url_setting}"
             )
         if status == HTTPStatus.NOT_FOUND:
             raise NotFoundError(self._error_line(response))

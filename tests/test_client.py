@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 import time
 import typing as t
 from contextlib import redirect_stdout
@@ -20,6 +21,7 @@ from tap_pipedrive.errors import (
     ApiError,
     AuthError,
     ConfigError,
+    ConnectionFailed,
     PipedriveError,
     RateLimitError,
 )
@@ -968,3 +970,17 @@ def test_a_sync_cut_short_reads_deletions_from_when_it_began(
     list(stream.get_records(None))
     assert "synced_at" in stream.stream_state
     assert "deletions_from" not in stream.stream_state
+
+
+@responses.activate
+def test_a_company_domain_that_does_not_exist_is_named_as_the_setting_to_check() -> None:
+    """Only company_domain set: the line named api_url, a setting the user never gave."""
+    import socket
+
+    failure = requests.exceptions.ConnectionError("failed")
+    failure.__cause__ = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    responses.get(re.compile(r"https://no-such-co\.pipedrive\.com/api/.*"), body=failure)
+    config = {key: value for key, value in CONFIG.items() if key != "api_url"}
+    line = "no such host no-such-co.pipedrive.com: check company_domain$"
+    with pytest.raises(ConnectionFailed, match=line):
+        TapPipedrive(config={**config, "company_domain": "no-such-co"}, validate_config=True)
