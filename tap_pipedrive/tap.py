@@ -20,7 +20,7 @@ import requests
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.configuration._dict_config import parse_environment_config
-from singer_sdk.exceptions import ConfigValidationError, RetriableAPIError
+from singer_sdk.exceptions import ConfigValidationError, MappingError, RetriableAPIError
 from singer_sdk.helpers._classproperty import classproperty
 
 from tap_pipedrive.budget import TokenCapReached, TokenMeter
@@ -802,5 +802,8 @@ def main() -> None:
             f"tap-pipedrive: error: network error talking to Pipedrive "
             f"({type(exc).__name__}, after retries)"
         )
+    except MappingError as exc:  # a stream_maps expression: the user's setting
+        cause = f" ({_one_line(exc.__cause__)})" if exc.__cause__ else ""
+        _exit_with(f"tap-pipedrive: error: stream_maps: {_one_line(exc)}{cause}", 2)
     except BrokenPipeError:
         target_stopped_reading()

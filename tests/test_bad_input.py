@@ -160,3 +160,19 @@ def test_a_timeout_in_fractions_of_a_second_is_a_timeout(tmp_path: Path) -> None
               "api_key": SESSION_SANDBOX.token, "request_timeout": 2.5}  # fmt: skip
     tap = TapPipedrive(config=config, validate_config=True)
     assert tap.streams["deals"].timeout == 2.5  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("expression", ["1 +", "undefined_fn(title)"])
+def test_a_stream_map_expression_that_fails_is_one_line(tmp_path: Path, expression: str) -> None:
+    """A `stream_maps` expression that does not parse, or fails on a record, ended in a
+    traceback of 70 to 160 lines."""
+    import os
+
+    from tests.conftest import SESSION_SANDBOX
+
+    config = {**GOOD, "api_url": os.environ["TAP_PIPEDRIVE_TEST_API_URL"],
+              "api_key": SESSION_SANDBOX.token,
+              "stream_maps": {"deals": {"renamed": expression}}}  # fmt: skip
+    returncode, stderr = run_cli(tmp_path, "--config", write(tmp_path, "c.json", config))
+    assert_one_line(returncode, stderr, "stream_maps", expression)
+    assert returncode == 2
