@@ -35,9 +35,24 @@ def token_cost(api_version: str, path: str) -> int:
 
 
 class TokenCapReached(PipedriveError):
-    """The run would cross `max_tokens_per_run`: stop cleanly with a resumable state."""
+    """The run would cross `max_tokens_per_run`: stop cleanly with a resumable state.
+
+    Its line counts the records when it is shown: the pages already read when the cap
+    was met are still written, so a count taken then fell short of the run's total."""
 
     exit_code = 0
+
+    def __init__(self, meter: TokenMeter, stream: str) -> None:
+        super().__init__(stream)
+        self.meter, self.stream = meter, stream
+
+    def __str__(self) -> str:
+        meter = self.meter
+        return (
+            f"Stopped before crossing max_tokens_per_run={meter.cap}: {meter.tokens} tokens "
+            f"spent in {meter.requests} requests, {meter.records} records sent; stopped in "
+            f"stream '{self.stream}'. The state emitted last lets the next run resume from here"
+        )
 
 
 @dataclass
@@ -71,12 +86,7 @@ class TokenMeter:
         """Account for one request about to be sent; raise if it would cross the cap."""
         with self._lock:
             if self.cap is not None and self.tokens + cost > self.cap:
-                raise TokenCapReached(
-                    f"Stopped before crossing max_tokens_per_run={self.cap}: "
-                    f"{self.tokens} tokens spent in {self.requests} requests, "
-                    f"{self.records} records sent; stopped in stream '{stream}'. The state "
-                    "emitted last lets the next run resume from here"
-                )
+                raise TokenCapReached(self, stream)
             usage = self.usage.setdefault(stream, StreamUsage())
             usage.requests += 1
             usage.tokens += cost

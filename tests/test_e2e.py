@@ -343,6 +343,8 @@ def test_token_cap_stops_cleanly_and_the_next_run_resumes_without_loss(
     assert usage and "tokens (cap 200)" in usage[0]
     spent = int(re.search(r"(\d+) API tokens", usage[0]).group(1))
     assert 0 < spent <= 200
+    sent = sum(1 for m in capped.messages if m["type"] == "RECORD")
+    assert f"{sent} records sent" in line and f"total: {sent} records" in usage[0]
     resumed = run_tap(tmp_path, config, state=capped.final_state, catalog=catalog)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     for name in STREAMS:
