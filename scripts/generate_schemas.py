@@ -478,12 +478,13 @@ def build_stream(
 
 
 def open_objects(node: Any) -> None:
-    """Give every object schema `properties` (the SDK's type conformance indexes it) and
-    `additionalProperties: true` (so conformance keeps keys the spec does not list)."""
+    """Give every object schema `additionalProperties: true` (so conformance keeps keys the
+    spec does not list). A free-form object gets no empty `properties`: with flattening on,
+    the SDK drops such an object from the SCHEMA while it flattens the records' values into
+    columns the SCHEMA lacks; without, it keeps it as one JSON column."""
     if isinstance(node, dict):
         types = node.get("type")
         if "object" in (types if isinstance(types, list) else [types]):
-            node.setdefault("properties", {})
             node.setdefault("additionalProperties", True)
         for value in node.values():
             open_objects(value)

@@ -1034,3 +1034,25 @@ def test_a_state_as_meltano_prints_it_or_without_its_replication_key_is_resumed_
     assert run.returncode == 0, run.stderr[-2000:]
     assert "Traceback" not in run.stderr
     assert run.ids("deals") == truth(sandbox, "deals", bookmark)
+
+
+def test_flattened_records_match_their_flattened_schema(
+    config: dict[str, str], tmp_path: Path
+) -> None:
+    """With `flattening_enabled`, deal_flow's SCHEMA lost its free-form `data` while its
+    records carried `data__id`, `data__old_value`, ...: a target building columns from
+    the SCHEMA dropped the change log."""
+    flat = {**config, "flattening_enabled": True, "flattening_max_depth": 3}
+    catalog = select(discover(tmp_path, flat), ["deals", "deal_flow", "files"])
+    run = run_tap(tmp_path, flat, catalog=catalog)
+    assert run.returncode == 0, run.stderr[-2000:]
+    schemas = {m["stream"]: m["schema"] for m in run.messages if m["type"] == "SCHEMA"}
+    for stream in ("deals", "deal_flow", "files"):
+        records = run.records(stream)
+        assert records, stream
+        keys = {key for record in records for key in record}
+        assert keys <= set(schemas[stream]["properties"]), (
+            stream,
+            keys - set(schemas[stream]["properties"]),
+        )
+    assert {"data", "deal_id", "object"} <= {k for r in run.records("deal_flow") for k in r}
