@@ -728,6 +728,15 @@ class PipedriveStream(RESTStream[t.Any]):
         for cached in ("_all_properties_selected", "_record_prefix"):
             self.__dict__.pop(cached, None)
 
+    def sync(self, context: Context | None = None) -> None:
+        """The SDK's, and a stream's records out once it is done: a full-table stream
+        writes no STATE at its end (which would flush them), and `--test` (the SDK's dry
+        run) ends without `sync_all`'s final flush, so the last stream's records stayed
+        in the block."""
+        super().sync(context)
+        if context is None:
+            self._tap.message_writer.flush()  # type: ignore[attr-defined]
+
     def _write_schema_message(self) -> None:
         """Once per run: the SDK writes it on every sync() call, i.e. for child streams
         once per parent record."""

@@ -7,6 +7,7 @@ import copy
 import datetime as dt
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -177,18 +178,22 @@ class TapPipedrive(Tap):
 
     @classproperty
     def _env_var_config(cls) -> dict[str, t.Any]:
-        """Settings from `TAP_PIPEDRIVE_*` (and `.env`), a value that is not of its
-        setting's type named in one line: the SDK raised a traceback for a number and took
-        any word but `true`, `1`, `yes`, `on` as false."""
+        """Settings from `TAP_PIPEDRIVE_*` (and `.env`), the SDK's own ones included, a
+        value that is not of its setting's type named in one line: the SDK raised a
+        traceback for a number or JSON it could not read, and took any word but `true`,
+        `1`, `yes`, `on` as false."""
+        schema = cls.config_jsonschema
+        cls.append_builtin_config(schema)
         try:
-            parsed = parse_environment_config(cls.config_jsonschema, cls._env_var_prefix)
+            parsed: dict[str, t.Any] | None = parse_environment_config(schema, cls._env_var_prefix)
         except ValueError:
             parsed = None
-        for name, schema in cls.config_jsonschema["properties"].items():
-            variable = cls._env_var_prefix + name.upper()
+        for name, setting in schema["properties"].items():
+            variable = cls._env_var_prefix + name.upper().replace("-", "_")
             raw = os.environ.get(variable)
-            types = schema.get("type") or []
-            if raw is None or not isinstance(types, list):
+            types = setting.get("type") or []
+            types = [types] if isinstance(types, str) else types
+            if raw is None:
                 continue
             if "integer" in types and not re.fullmatch(r"\s*[+-]?\d+\s*", raw):
                 raise ConfigError(f"Environment variable {variable}={raw!r} is not a whole number")
@@ -196,9 +201,18 @@ class TapPipedrive(Tap):
                 if not _is_number(raw):
                     raise ConfigError(f"Environment variable {variable}={raw!r} is not a number")
                 parsed[name] = float(raw)  # the SDK leaves it a string
-            if "boolean" in types and raw.strip().lower() not in BOOLEAN_WORDS:
+            if "boolean" in types and raw.lower() not in BOOLEAN_WORDS:
                 raise ConfigError(f"Environment variable {variable}={raw!r} is not true or false")
-        return parsed or {}
+            if "object" in types:
+                try:
+                    json.loads(raw)
+                except ValueError as exc:
+                    raise ConfigError(
+                        f"Environment variable {variable} is not a JSON object: {exc}"
+                    ) from None
+        if parsed is None:
+            raise ConfigError(f"A {cls._env_var_prefix}* environment variable cannot be read")
+        return parsed
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         self._custom_field_layouts: dict[str, CustomFieldLayout] = {}
@@ -584,9 +598,14 @@ class TapPipedrive(Tap):
             )
         timeout = config.get("request_timeout")
         if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not 0 < timeout <= MAX_REQUEST_TIMEOUT
         ):
-            problems.append("Setting request_timeout must be a positive number of seconds")
+            problems.append(
+                "Setting request_timeout must be a number of seconds above 0 and at most "
+                f"{MAX_REQUEST_TIMEOUT}"
+            )
         try:
             api_roots(config)
         except ConfigError as exc:
@@ -715,16 +734,18 @@ class TapPipedrive(Tap):
             return []
 
 
+#: A day: past it a deadline overflows the clock (`inf`, `1e400`), and no answer is awaited.
+MAX_REQUEST_TIMEOUT = 86400
+
 #: What `TAP_PIPEDRIVE_*` may say for a boolean setting (the SDK's true words, and false).
 BOOLEAN_WORDS = frozenset(("true", "1", "yes", "on", "false", "0", "no", "off"))
 
 
 def _is_number(text: str) -> bool:
     try:
-        float(text)
+        return math.isfinite(float(text))
     except ValueError:
         return False
-    return True
 
 
 def in_background(name: str, function: t.Callable[..., T], *args: t.Any) -> Future[T]:
