@@ -23,6 +23,7 @@ from singer_sdk import typing as th
 from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import ConfigValidationError, MappingError, RetriableAPIError
 from singer_sdk.helpers._classproperty import classproperty
+from singer_sdk.singerlib import Metadata
 
 from tap_pipedrive.budget import TokenCapReached, TokenMeter
 from tap_pipedrive.client import SCHEMAS, PipedriveStream, PrimedPages, RecentsStream, api_roots
@@ -619,6 +620,16 @@ class TapPipedrive(Tap):
             # A bad one is reported by _validate_config when validation is on.
             with contextlib.suppress(ValueError):
                 self._config["start_date"] = format_datetime(parse_datetime(str(start)))
+
+    def setup_mapper(self) -> None:
+        """`_sdc_deleted_at` automatic in the catalog the stream maps are built from, too:
+        a catalog discovered before it was (Meltano keeps one cached) selecting a few
+        columns sent deletions under a SCHEMA without it (see `PipedriveStream.metadata`)."""
+        for entry in (self.input_catalog or {}).values():
+            marker = entry.metadata.get(("properties", "_sdc_deleted_at"))
+            if marker is not None:
+                marker.inclusion = Metadata.InclusionType.AUTOMATIC
+        super().setup_mapper()
 
     def load_state(self, state: dict[str, t.Any]) -> None:
         """The state as `--state` gives it, or as Meltano's `state get` or a STATE message

@@ -1007,6 +1007,8 @@ def test_a_deletion_keeps_its_marker_whatever_columns_are_selected(tmp_path: Pat
             if meta["breadcrumb"]:
                 column = meta["breadcrumb"][-1]
                 meta["metadata"]["selected"] = column in {"id", "name", "update_time"}
+                if column == "_sdc_deleted_at":  # as a catalog discovered before said
+                    meta["metadata"]["inclusion"] = "available"
         first = run_tap(tmp_path, config, catalog=catalog)
         assert first.returncode == 0, first.stderr[-2000:]
         victim = sorted(first.ids("persons"))[0]
