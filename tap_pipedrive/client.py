@@ -1299,7 +1299,7 @@ class PipedriveStream(RESTStream[t.Any]):
             return
         self._mark_synced(context)
         if context is None or context == (self.partitions or [None])[-1]:
-            self._activate_version()
+            self._read_whole()
 
     def _write_activate_version_message(self, full_table_version: int) -> None:
         """Deferred to the end of a complete read (`_activate_version`). The SDK writes it
@@ -1308,12 +1308,30 @@ class PipedriveStream(RESTStream[t.Any]):
         stops midway. A child stream's rows are only its parents' of this run (deal
         children: the changed deals'), so it never activates a version."""
         self._pending_version = None if self.parent_stream_type else full_table_version
+        self._whole = False
 
     _pending_version: int | None = None
+    _whole = False
+    _batching = False
+
+    def _read_whole(self) -> None:
+        """The table was read whole: activate its version now, or in batch mode once its
+        last BATCH is out (it follows the records' generator)."""
+        self._whole = True
+        if not self._batching:
+            self._activate_version()
+
+    def _sync_batches(self, batch_config: t.Any, context: Context | None = None) -> None:
+        self._batching = True
+        try:
+            super()._sync_batches(batch_config, context)
+        finally:
+            self._batching = False
+        self._activate_version()
 
     def _activate_version(self) -> None:
         version, self._pending_version = self._pending_version, None
-        if version is not None:
+        if version is not None and self._whole:
             super()._write_activate_version_message(version)
 
     #: Whether the list moved while this run read it by offsets (see `list_moved`).

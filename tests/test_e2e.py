@@ -1058,3 +1058,17 @@ def test_flattened_records_match_their_flattened_schema(
             keys - set(schemas[stream]["properties"]),
         )
     assert {"data", "deal_id", "object"} <= {k for r in run.records("deal_flow") for k in r}
+
+
+def test_in_batch_mode_a_version_is_activated_after_the_tables_last_batch(
+    config: dict[str, str], tmp_path: Path
+) -> None:
+    """BATCH messages follow the records' generator: the version was activated before the
+    table's last BATCH (its only one, for a table smaller than a batch)."""
+    batch_config = {"encoding": {"format": "jsonl", "compression": "none"},
+                    "storage": {"root": f"file://{tmp_path}"}, "batch_size": 5}  # fmt: skip
+    batched = {**config, "emit_activate_version_messages": True, "batch_config": batch_config}
+    run = run_tap(tmp_path, batched, catalog=select(discover(tmp_path, batched), ["users"]))
+    assert run.returncode == 0, run.stderr[-2000:]
+    kinds = [m["type"] for m in run.messages if m.get("stream") == "users"]
+    assert kinds.count("BATCH") >= 2 and kinds[-1] == "ACTIVATE_VERSION", kinds

@@ -26,7 +26,7 @@ class _Definitions:
             self._tap.skip_unavailable(self, failure)  # type: ignore[attr-defined]
             return
         yield from self._tap.field_definitions(self.entity)  # type: ignore[attr-defined]
-        self._activate_version()  # type: ignore[attr-defined]
+        self._read_whole()  # type: ignore[attr-defined]
 
 
 class _FieldsStream(_Definitions, PipedriveV1Stream):
