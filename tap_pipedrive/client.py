@@ -718,10 +718,11 @@ class PipedriveStream(RESTStream[t.Any]):
         (a deselected stream's schema has no properties), and `--test` selects every stream
         afterwards, which otherwise sent full records under an empty SCHEMA."""
         RESTStream.selected.fset(self, value)  # type: ignore[attr-defined]
-        if self._tap.mapper is not None:
-            self._tap.mapper.register_raw_stream_schema(
+        mapper = self._tap._mapper  # None for a tap built without maps (discovery)
+        if mapper is not None:
+            mapper.register_raw_stream_schema(
                 self.name,
-                get_selected_schema(self.name, self.schema, self.mask),
+                get_selected_schema(self.name, self.effective_schema, self.mask),
                 self.primary_keys,
             )
         self._stream_maps = None

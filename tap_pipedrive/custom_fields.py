@@ -146,9 +146,9 @@ def build_custom_fields(
 
     columns: dict[str, str] = {}
     taken = set(reserved)
-    for row in rows:
+    for row in rows:  # a pin that collides (an older catalog's rules) is not kept
         key = str(row["key"])
-        if key in pinned:
+        if key in pinned and not claims(row, pinned[key]) & taken:
             columns[key] = pinned[key]
             taken |= claims(row, pinned[key])
     unpinned = [row for row in rows if str(row["key"]) not in columns]

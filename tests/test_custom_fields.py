@@ -227,3 +227,15 @@ def test_names_in_other_alphabets_stay_readable(name: str, expected: str) -> Non
     """Accents are dropped from Latin letters; other scripts are kept, not replaced by
     the field's 40-character key."""
     assert snake_case(name) == expected
+
+
+def test_a_pinned_column_that_collides_is_not_kept() -> None:
+    """A catalog from before `_label` counted: enum "Tier" pinned to `tier`, text field
+    "Tier label" to `tier_label`, where the enum writes its label. Kept, the text
+    overwrote the label; the later field gets a column of its own instead."""
+    definitions = [
+        {**text_field(1, "a" * 40, "Tier", "enum"), "options": [{"id": 1, "label": "Gold"}]},
+        text_field(2, "b" * 40, "Tier label"),
+    ]  # fmt: skip
+    got = columns(definitions, pinned={"a" * 40: "tier", "b" * 40: "tier_label"})
+    assert got == {"Tier": "tier", "Tier label": "tier_label_bbbbbbbb"}
