@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import decimal
 import json
 import logging
 import math
@@ -546,6 +547,9 @@ class TapPipedrive(Tap):
         if isinstance(token, str) and token != token.strip():
             # A token file's newline or a pasted space: no token has whitespace around it.
             self._config["api_key"] = token.strip()
+        timeout = self._config.get("request_timeout")
+        if isinstance(timeout, decimal.Decimal):  # how the SDK reads a config file's 2.5
+            self._config["request_timeout"] = float(timeout)
         problems = self._check_settings()
         if problems and raise_errors:
             raise ConfigError(problems[0])
@@ -601,10 +605,10 @@ class TapPipedrive(Tap):
         if timeout is not None and (
             isinstance(timeout, bool)
             or not isinstance(timeout, (int, float))
-            or not 0 < timeout <= MAX_REQUEST_TIMEOUT
+            or not 1 <= timeout <= MAX_REQUEST_TIMEOUT
         ):
             problems.append(
-                "Setting request_timeout must be a number of seconds above 0 and at most "
+                f"Setting request_timeout must be a number of seconds from 1 to "
                 f"{MAX_REQUEST_TIMEOUT}"
             )
         try:
@@ -786,10 +790,18 @@ def _one_line(exc: BaseException) -> str:
 
 def _exit_with(line: str, code: int = 1) -> t.NoReturn:
     """End the run with `line` as the last line on stderr: requests still on their way in
-    other threads log nothing more, and the line is written whole, not cut by theirs."""
+    other threads log nothing more, and the line is written whole, not cut by theirs.
+    A record they were already writing when logging went off is let finish first: each
+    handler's lock is held while the line is written."""
     logging.disable(logging.CRITICAL)
-    sys.stderr.write(f"{line}\n")
-    sys.stderr.flush()
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    handlers = {h for logger in loggers for h in getattr(logger, "handlers", ())}
+    with contextlib.ExitStack() as held:
+        for handler in handlers:
+            handler.acquire()
+            held.callback(handler.release)
+        sys.stderr.write(f"{line}\n")
+        sys.stderr.flush()
     sys.exit(code)
 
 

@@ -55,6 +55,7 @@ def assert_one_line(returncode: int, stderr: str, *words: str) -> None:
         ({"api_url": "ftp://files.example"}, ["api_url", "http(s)"]),
         ({"api_url": "api.pipedrive.com"}, ["api_url"]),
         ({"request_timeout": -3}, ["request_timeout"]),
+        ({"request_timeout": 1e-9}, ["request_timeout", "from 1 to 86400"]),
         ({"max_tokens_per_run": 0}, ["max_tokens_per_run"]),
         ({"custom_field_names": "labels"}, ["custom_field_names"]),
     ],
@@ -152,7 +153,8 @@ def test_config_from_env_of_the_wrong_type(tmp_path: Path, variable: str, value:
 
 
 def test_a_timeout_in_fractions_of_a_second_is_a_timeout(tmp_path: Path) -> None:
-    """`request_timeout: 2.5` was refused as not "a positive number of seconds"."""
+    """`request_timeout: 2.5` was refused as not "a positive number of seconds", and
+    from a config file (the SDK reads its fractions as `Decimal`) after that."""
     import os
 
     from tap_pipedrive.tap import TapPipedrive
@@ -162,6 +164,9 @@ def test_a_timeout_in_fractions_of_a_second_is_a_timeout(tmp_path: Path) -> None
               "api_key": SESSION_SANDBOX.token, "request_timeout": 2.5}  # fmt: skip
     tap = TapPipedrive(config=config, validate_config=True)
     assert tap.streams["deals"].timeout == 2.5  # type: ignore[attr-defined]
+    config_file = write(tmp_path, "c.json", config)
+    returncode, stderr = run_cli(tmp_path, "--config", config_file, "--discover")
+    assert returncode == 0, stderr[-2000:]
 
 
 @pytest.mark.parametrize("expression", ["1 +", "undefined_fn(title)"])
