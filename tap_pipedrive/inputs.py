@@ -97,7 +97,7 @@ def check_state(state: t.Any, path: str) -> None:
             raise ConfigError(
                 f"The state file {path} has a bookmark for {stream} that is not a time: {value!r}"
             ) from None
-        if when > dt.datetime.now(dt.timezone.utc) + FUTURE_MARGIN:
+        if keys[stream] is not None and when > dt.datetime.now(dt.timezone.utc) + FUTURE_MARGIN:
             raise ConfigError(
                 f"The state file {path} has a bookmark for {stream} in the future ({value}): "
                 f"nothing would be read until then; correct or remove it"

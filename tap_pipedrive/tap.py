@@ -633,6 +633,7 @@ class TapPipedrive(Tap):
             marker = entry.metadata.get(("properties", "_sdc_deleted_at"))
             if marker is not None:
                 marker.inclusion = Metadata.InclusionType.AUTOMATIC
+            _free_form_without_properties(entry.schema)
         super().setup_mapper()
 
     def load_state(self, state: dict[str, t.Any]) -> None:
@@ -643,6 +644,13 @@ class TapPipedrive(Tap):
         state = copy.deepcopy(unwrap_state(state))
         keys = replication_keys()
         for name, bookmark in (state.get("bookmarks") or {}).items():
+            if isinstance(bookmark, dict) and name in keys and keys[name] is None:
+                # A stream now read whole (users, once bookmarked on `modified`): its
+                # old bookmark would let it be skipped as unchanged before it ever sent
+                # the rows the old filter left out.
+                for key in ("replication_key", "replication_key_value", "synced_bookmark"):
+                    if bookmark.pop(key, None) is not None:
+                        bookmark.pop("synced_at", None)
             if (
                 isinstance(bookmark, dict)
                 and keys.get(name)
@@ -761,6 +769,18 @@ def _is_number(text: str) -> bool:
         return math.isfinite(float(text))
     except ValueError:
         return False
+
+
+def _free_form_without_properties(schema: t.Any) -> None:
+    """A catalog discovered before free-form objects (deal flow's `data`) lost their empty
+    `properties`: drop them here too, or flattening drops the object from the SCHEMA while
+    it flattens its values into columns the SCHEMA lacks. Objects in arrays keep theirs."""
+    for prop in (getattr(schema, "properties", None) or {}).values():
+        types = prop.type if isinstance(prop.type, list) else [prop.type]
+        if "object" in types and prop.properties == {}:
+            prop.properties = None
+        else:
+            _free_form_without_properties(prop)
 
 
 def in_background(name: str, function: t.Callable[..., T], *args: t.Any) -> Future[T]:

@@ -1046,6 +1046,8 @@ def test_flattened_records_match_their_flattened_schema(
     the SCHEMA dropped the change log."""
     flat = {**config, "flattening_enabled": True, "flattening_max_depth": 3}
     catalog = select(discover(tmp_path, flat), ["deals", "deal_flow", "files"])
+    [flow] = [entry for entry in catalog["streams"] if entry["tap_stream_id"] == "deal_flow"]
+    flow["schema"]["properties"]["data"]["properties"] = {}  # as older catalogs have it
     run = run_tap(tmp_path, flat, catalog=catalog)
     assert run.returncode == 0, run.stderr[-2000:]
     schemas = {m["stream"]: m["schema"] for m in run.messages if m["type"] == "SCHEMA"}
@@ -1072,3 +1074,22 @@ def test_in_batch_mode_a_version_is_activated_after_the_tables_last_batch(
     assert run.returncode == 0, run.stderr[-2000:]
     kinds = [m["type"] for m in run.messages if m.get("stream") == "users"]
     assert kinds.count("BATCH") >= 2 and kinds[-1] == "ACTIVATE_VERSION", kinds
+
+
+def test_a_stream_now_read_whole_is_read_whole_after_the_upgrade(tmp_path: Path) -> None:
+    """users was bookmarked on `modified` and filtered by it; read whole now, its old
+    bookmark (synced, unchanged since) let it be skipped before it ever sent the users the
+    old filter left out."""
+    with Sandbox(seed=11, scale=0.02) as sandbox:
+        config = {"api_key": sandbox.token, "api_url": sandbox.url, "start_date": START_DATE}
+        catalog = select(discover(tmp_path, config), ["users"])
+        first = run_tap(tmp_path, config, catalog=catalog)
+        assert first.returncode == 0, first.stderr[-2000:]
+        state = copy.deepcopy(first.final_state)
+        assert state["bookmarks"]["users"]["synced_at"]
+        state["bookmarks"]["users"].update(  # what the old filter left behind
+            replication_key="modified", replication_key_value="2022-07-16T13:58:00+00:00",
+            synced_bookmark="2022-07-16T13:58:00+00:00")  # fmt: skip
+        again = run_tap(tmp_path, config, catalog=catalog, state=state)
+        assert again.returncode == 0, again.stderr[-2000:]
+        assert again.ids("users") == truth(sandbox, "users")
