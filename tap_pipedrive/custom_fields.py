@@ -146,9 +146,20 @@ def build_custom_fields(
 
     columns: dict[str, str] = {}
     taken = set(reserved)
-    for row in rows:  # a pin that collides (an older catalog's rules) is not kept
+    # A pin that collides (a catalog made under older rules) is not kept. A field whose
+    # own column is another pinned field's companion (a text "Tier label" on an enum
+    # "Tier"'s `tier_label`) gives way, whatever their ids: the enum keeps its columns.
+    companions_of = {
+        str(row["key"]): claims(row, pinned[str(row["key"])]) - {pinned[str(row["key"])]}
+        for row in rows
+        if str(row["key"]) in pinned
+    }
+    for row in rows:
         key = str(row["key"])
-        if key in pinned and not claims(row, pinned[key]) & taken:
+        if key not in pinned:
+            continue
+        others = set().union(*(c for k, c in companions_of.items() if k != key))
+        if pinned[key] not in others and not claims(row, pinned[key]) & taken:
             columns[key] = pinned[key]
             taken |= claims(row, pinned[key])
     unpinned = [row for row in rows if str(row["key"]) not in columns]

@@ -237,5 +237,9 @@ def test_a_pinned_column_that_collides_is_not_kept() -> None:
         {**text_field(1, "a" * 40, "Tier", "enum"), "options": [{"id": 1, "label": "Gold"}]},
         text_field(2, "b" * 40, "Tier label"),
     ]  # fmt: skip
-    got = columns(definitions, pinned={"a" * 40: "tier", "b" * 40: "tier_label"})
-    assert got == {"Tier": "tier", "Tier label": "tier_label_bbbbbbbb"}
+    pins = {"a" * 40: "tier", "b" * 40: "tier_label"}
+    assert columns(definitions, pinned=pins) == {
+        "Tier": "tier", "Tier label": "tier_label_bbbbbbbb"}  # fmt: skip
+    definitions[0]["id"], definitions[1]["id"] = 2, 1  # the text field older: same columns
+    assert columns(definitions, pinned=pins) == {
+        "Tier": "tier", "Tier label": "tier_label_bbbbbbbb"}  # fmt: skip
