@@ -644,13 +644,14 @@ class TapPipedrive(Tap):
         state = copy.deepcopy(unwrap_state(state))
         keys = replication_keys()
         for name, bookmark in (state.get("bookmarks") or {}).items():
-            if isinstance(bookmark, dict) and name in keys and keys[name] is None:
+            old_key = isinstance(bookmark, dict) and bookmark.get("replication_key")
+            if old_key and name in keys and keys[name] is None:
                 # A stream now read whole (users, once bookmarked on `modified`): its
                 # old bookmark would let it be skipped as unchanged before it ever sent
                 # the rows the old filter left out.
                 for key in ("replication_key", "replication_key_value", "synced_bookmark"):
-                    if bookmark.pop(key, None) is not None:
-                        bookmark.pop("synced_at", None)
+                    bookmark.pop(key, None)
+                bookmark.pop("synced_at", None)
             if (
                 isinstance(bookmark, dict)
                 and keys.get(name)
