@@ -582,6 +582,15 @@ class _WindowRead:
     split_off: bool = False
 
 
+def declared_replication_key(stream_class: type) -> str | None:
+    """The replication key a stream class declares (the SDK's base has a property)."""
+    for base in stream_class.__mro__:
+        if "replication_key" in base.__dict__:
+            key = base.__dict__["replication_key"]
+            return key if isinstance(key, str) else None
+    return None
+
+
 class PipedriveStream(RESTStream[t.Any]):
     """What every Pipedrive stream shares. Subclasses set `path`, keys and schema."""
 
@@ -696,6 +705,15 @@ class PipedriveStream(RESTStream[t.Any]):
                 "description": "When Pipedrive reported the record deleted (its update time)",
             }
         return schema
+
+    def apply_catalog(self, catalog: t.Any) -> None:
+        """The catalog's selection and schema, but not a replication key the stream no
+        longer has: a catalog discovered when users was bookmarked on `modified` (Meltano
+        keeps one cached) made it incremental again, its state never skippable."""
+        super().apply_catalog(catalog)
+        if declared_replication_key(type(self)) is None and self.replication_key is not None:
+            self.replication_key = None
+            self.forced_replication_method = None
 
     @property
     def metadata(self) -> MetadataMapping:

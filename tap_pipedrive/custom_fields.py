@@ -147,21 +147,18 @@ def build_custom_fields(
     columns: dict[str, str] = {}
     taken = set(reserved)
     # A pin that collides (a catalog made under older rules) is not kept. A field whose
-    # own column is another pinned field's companion (a text "Tier label" on an enum
-    # "Tier"'s `tier_label`) gives way, whatever their ids: the enum keeps its columns.
-    companions_of = {
-        str(row["key"]): claims(row, pinned[str(row["key"])]) - {pinned[str(row["key"])]}
-        for row in rows
-        if str(row["key"]) in pinned
-    }
-    for row in rows:
+    # own column is a kept pin's companion (a text "Tier label" on an enum "Tier"'s
+    # `tier_label`) gives way, whatever their ids: the enum keeps its columns. Pins are
+    # settled shortest column first, so a companion's owner is settled before it.
+    live = {str(row["key"]) for row in rows}
+    for row in sorted(rows, key=lambda row: len(pinned.get(str(row["key"]), ""))):
         key = str(row["key"])
-        if key not in pinned:
-            continue
-        others = set().union(*(c for k, c in companions_of.items() if k != key))
-        if pinned[key] not in others and not claims(row, pinned[key]) & taken:
+        if key in pinned and not claims(row, pinned[key]) & taken:
             columns[key] = pinned[key]
             taken |= claims(row, pinned[key])
+    # The catalog's columns of fields deleted since stay theirs: a field created under
+    # the same name (another type, maybe) must not inherit the old column and its type.
+    taken |= {column for key, column in pinned.items() if key not in live}
     unpinned = [row for row in rows if str(row["key"]) not in columns]
     if name_mode != "name":
         for row in unpinned:

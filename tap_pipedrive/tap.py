@@ -656,8 +656,9 @@ class TapPipedrive(Tap):
                 isinstance(bookmark, dict)
                 and keys.get(name)
                 and "replication_key_value" in bookmark
+                and not bookmark.get("replication_key")  # missing, or null
             ):
-                bookmark.setdefault("replication_key", keys[name])
+                bookmark["replication_key"] = keys[name]
         super().load_state(state)
 
     def run_discovery(self) -> str:

@@ -243,3 +243,26 @@ def test_a_pinned_column_that_collides_is_not_kept() -> None:
     definitions[0]["id"], definitions[1]["id"] = 2, 1  # the text field older: same columns
     assert columns(definitions, pinned=pins) == {
         "Tier": "tier", "Tier label": "tier_label_bbbbbbbb"}  # fmt: skip
+
+
+def test_chained_pins_keep_every_column_that_collides_with_no_kept_one() -> None:
+    """Three pins from an older catalog: enum "Tier" (`tier`, `tier_label`), enum "Tier
+    label" (`tier_label`, `tier_label_label`), text "Tier label label". Only the middle
+    one collides with a kept pin; the third lost its column to a dropped pin's label."""
+    enum = [{"id": 1, "label": "Gold"}]
+    definitions = [
+        {**text_field(1, "a" * 40, "Tier", "enum"), "options": enum},
+        {**text_field(2, "b" * 40, "Tier label", "enum"), "options": enum},
+        text_field(3, "c" * 40, "Tier label label"),
+    ]  # fmt: skip
+    pins = {"a" * 40: "tier", "b" * 40: "tier_label", "c" * 40: "tier_label_label"}
+    assert columns(definitions, pinned=pins) == {
+        "Tier": "tier", "Tier label": "tier_label_bbbbbbbb",
+        "Tier label label": "tier_label_label"}  # fmt: skip
+
+
+def test_a_field_recreated_under_a_deleted_fields_name_does_not_inherit_its_column() -> None:
+    """The catalog types `tier` as the deleted enum's integer; a new text field "Tier"
+    took that column, its strings under an integer SCHEMA."""
+    got = columns([text_field(9, "n" * 40, "Tier")], pinned={"o" * 40: "tier"})
+    assert got == {"Tier": "tier_nnnnnnnn"}

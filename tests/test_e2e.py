@@ -1021,7 +1021,7 @@ def test_a_deletion_keeps_its_marker_whatever_columns_are_selected(tmp_path: Pat
     assert "_sdc_deleted_at" in schema["properties"] and "emails" not in schema["properties"]
 
 
-@pytest.mark.parametrize("wrap", ["meltano", "message"])
+@pytest.mark.parametrize("wrap", ["meltano", "message", "null key"])
 def test_a_state_as_meltano_prints_it_or_without_its_replication_key_is_resumed_from(
     first_run, config: dict[str, str], tmp_path: Path, sandbox: Sandbox, wrap: str
 ) -> None:
@@ -1031,6 +1031,8 @@ def test_a_state_as_meltano_prints_it_or_without_its_replication_key_is_resumed_
     bookmark = first_run.final_state["bookmarks"]["deals"]["replication_key_value"]
     state = {"bookmarks": {"deals": {"replication_key_value": bookmark}}}
     wrapped = {"singer_state": state} if wrap == "meltano" else {"type": "STATE", "value": state}
+    if wrap == "null key":
+        wrapped = {"bookmarks": {"deals": {"replication_key": None, **state["bookmarks"]["deals"]}}}
     catalog = select(discover(tmp_path, config), ["deals"])
     run = run_tap(tmp_path, config, catalog=catalog, state=wrapped)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -1093,3 +1095,30 @@ def test_a_stream_now_read_whole_is_read_whole_after_the_upgrade(tmp_path: Path)
         again = run_tap(tmp_path, config, catalog=catalog, state=state)
         assert again.returncode == 0, again.stderr[-2000:]
         assert again.ids("users") == truth(sandbox, "users")
+
+
+def test_a_catalog_from_when_users_was_incremental_still_lets_it_be_skipped(
+    tmp_path: Path,
+) -> None:
+    """A catalog discovered when users was bookmarked on `modified` (Meltano keeps one
+    cached) made it incremental again: every run wrote that bookmark, the next dropped it
+    as stale, and users was read on every run of an unchanged account."""
+    with Sandbox(seed=11, scale=0.02) as sandbox:
+        config = {"api_key": sandbox.token, "api_url": sandbox.url, "start_date": START_DATE}
+        catalog = select(discover(tmp_path, config), ["users", "stages"])
+        [users] = [entry for entry in catalog["streams"] if entry["tap_stream_id"] == "users"]
+        users["replication_key"], users["replication_method"] = "modified", "INCREMENTAL"
+        for meta in users["metadata"]:
+            if meta["breadcrumb"] == []:
+                meta["metadata"].update({"valid-replication-keys": ["modified"],
+                                         "replication-key": "modified",
+                                         "forced-replication-method": "INCREMENTAL"})  # fmt: skip
+        first = run_tap(tmp_path, config, catalog=catalog)
+        assert first.returncode == 0, first.stderr[-2000:]
+        assert first.ids("users") == truth(sandbox, "users")
+        state = first.final_state
+        for _ in range(2):
+            again = run_tap(tmp_path, config, catalog=catalog, state=state)
+            assert again.returncode == 0, again.stderr[-2000:]
+            assert not again.records("users") and not again.records("stages")
+            state = again.final_state

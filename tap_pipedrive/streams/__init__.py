@@ -3,6 +3,7 @@ streams of `tap_pipedrive.client`."""
 
 from __future__ import annotations
 
+from tap_pipedrive.client import declared_replication_key
 from tap_pipedrive.streams.account import (
     ActivityTypesStream,
     CurrenciesStream,
@@ -103,15 +104,7 @@ STREAM_TYPES = [
 
 def replication_keys() -> dict[str, str | None]:
     """Each stream's replication key, read off the classes (no tap, no requests needed)."""
-    keys = {}
-    for stream_class in STREAM_TYPES:
-        key = None
-        for base in stream_class.__mro__:
-            if "replication_key" in base.__dict__:
-                key = base.__dict__["replication_key"]
-                break
-        keys[stream_class.name] = key if isinstance(key, str) else None
-    return keys
+    return {cls.name: declared_replication_key(cls) for cls in STREAM_TYPES}
 
 
 __all__ = ["STREAM_TYPES", "replication_keys"]
