@@ -582,6 +582,16 @@ class _WindowRead:
     split_off: bool = False
 
 
+def deletion_marker_made_automatic(metadata: MetadataMapping) -> bool:
+    """Make `_sdc_deleted_at` automatic in a stream's metadata (discovered, or a catalog's
+    from before it was); whether that changed anything."""
+    entry = metadata.get(("properties", "_sdc_deleted_at"))
+    if entry is None or entry.inclusion == Metadata.InclusionType.AUTOMATIC:
+        return False
+    entry.inclusion = Metadata.InclusionType.AUTOMATIC
+    return True
+
+
 def declared_replication_key(stream_class: type) -> str | None:
     """The replication key a stream class declares (the SDK's base has a property)."""
     for base in stream_class.__mro__:
@@ -720,9 +730,7 @@ class PipedriveStream(RESTStream[t.Any]):
         """`_sdc_deleted_at` is automatic, like the keys: a deletion sent without it (a
         catalog selecting a few columns) reads as an update that blanks the row."""
         metadata = super().metadata
-        entry = metadata.get(("properties", "_sdc_deleted_at"))
-        if entry is not None and entry.inclusion != Metadata.InclusionType.AUTOMATIC:
-            entry.inclusion = Metadata.InclusionType.AUTOMATIC
+        if deletion_marker_made_automatic(metadata):
             self._mask = None
         return metadata
 
@@ -1414,9 +1422,8 @@ class PipedriveStream(RESTStream[t.Any]):
         if synced_at is None or synced_at < reach_floor():
             return False
         state = self.stream_state
-        if "synced_bookmark" not in state or _state_time(state["synced_bookmark"]) != _state_time(
-            state.get("replication_key_value")
-        ):
+        bookmark = _state_time(state.get("replication_key_value"))
+        if "synced_bookmark" not in state or _state_time(state["synced_bookmark"]) != bookmark:
             return False
         changes = self._tap.recent_changes()  # type: ignore[attr-defined]
         return changes is not None and changes.unchanged_since(self.changes_item, synced_at)

@@ -24,10 +24,16 @@ from singer_sdk import typing as th
 from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import ConfigValidationError, MappingError, RetriableAPIError
 from singer_sdk.helpers._classproperty import classproperty
-from singer_sdk.singerlib import Metadata
 
 from tap_pipedrive.budget import TokenCapReached, TokenMeter
-from tap_pipedrive.client import SCHEMAS, PipedriveStream, PrimedPages, RecentsStream, api_roots
+from tap_pipedrive.client import (
+    SCHEMAS,
+    PipedriveStream,
+    PrimedPages,
+    RecentsStream,
+    api_roots,
+    deletion_marker_made_automatic,
+)
 from tap_pipedrive.custom_fields import (
     NAME_MODES,
     CustomFieldLayout,
@@ -630,9 +636,7 @@ class TapPipedrive(Tap):
         a catalog discovered before it was (Meltano keeps one cached) selecting a few
         columns sent deletions under a SCHEMA without it (see `PipedriveStream.metadata`)."""
         for entry in (self.input_catalog or {}).values():
-            marker = entry.metadata.get(("properties", "_sdc_deleted_at"))
-            if marker is not None:
-                marker.inclusion = Metadata.InclusionType.AUTOMATIC
+            deletion_marker_made_automatic(entry.metadata)
             _free_form_without_properties(entry.schema)
         super().setup_mapper()
 
@@ -644,8 +648,9 @@ class TapPipedrive(Tap):
         state = copy.deepcopy(unwrap_state(state))
         keys = replication_keys()
         for name, bookmark in (state.get("bookmarks") or {}).items():
-            old_key = isinstance(bookmark, dict) and bookmark.get("replication_key")
-            if old_key and name in keys and keys[name] is None:
+            if not isinstance(bookmark, dict):
+                continue
+            if bookmark.get("replication_key") and name in keys and keys[name] is None:
                 # A stream now read whole (users, once bookmarked on `modified`): its
                 # old bookmark would let it be skipped as unchanged before it ever sent
                 # the rows the old filter left out.
@@ -653,8 +658,7 @@ class TapPipedrive(Tap):
                     bookmark.pop(key, None)
                 bookmark.pop("synced_at", None)
             if (
-                isinstance(bookmark, dict)
-                and keys.get(name)
+                keys.get(name)
                 and "replication_key_value" in bookmark
                 and not bookmark.get("replication_key")  # missing, or null
             ):
@@ -705,8 +709,10 @@ class TapPipedrive(Tap):
         since discovery keeps its column (and its selection) until the next discovery."""
         pinned: dict[str, str] = {}
         for stream_class in STREAM_TYPES:
-            entry = self.input_catalog and self.input_catalog.get(stream_class.name)
-            if entry is not None and stream_class.custom_field_entity == entity:
+            if stream_class.custom_field_entity != entity or self.input_catalog is None:
+                continue
+            entry = self.input_catalog.get(stream_class.name)
+            if entry is not None:
                 properties = entry.schema.to_dict().get("properties") or {}
                 pinned = {**described_columns(properties), **pinned}
         return pinned
