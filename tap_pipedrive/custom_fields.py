@@ -54,6 +54,12 @@ COMPANIONS: dict[str, dict[str, dict[str, t.Any]]] = {
     "address": dict.fromkeys(ADDRESS_PARTS, _STRING),
 }
 
+#: The option label column (`<column>_<suffix>`, with `label_columns`) of enums and sets.
+LABEL_COLUMNS: dict[str, tuple[str, dict[str, t.Any]]] = {
+    "enum": ("label", {**_STRING, "description": "Option label"}),
+    "set": ("labels", {**_STR_LIST, "description": "Option labels"}),
+}
+
 
 #: Latin letters that Unicode does not decompose into an ASCII letter and a mark.
 _LATIN_LETTERS = str.maketrans({
@@ -99,17 +105,16 @@ class CustomField:
         properties = {self.column: {**main, "description": description}}
         for suffix, schema in COMPANIONS.get(self.field_type, {}).items():
             properties[f"{self.column}_{suffix}"] = dict(schema)
-        if labels and self.field_type == "enum":
-            properties[f"{self.column}_label"] = {**_STRING, "description": "Option label"}
-        if labels and self.field_type == "set":
-            properties[f"{self.column}_labels"] = {**_STR_LIST, "description": "Option labels"}
+        if labels and self.field_type in LABEL_COLUMNS:
+            suffix, schema = LABEL_COLUMNS[self.field_type]
+            properties[f"{self.column}_{suffix}"] = dict(schema)
         return properties
 
 
 def companion_suffixes(field_type: str) -> tuple[str, ...]:
     """Every `<column>_<suffix>` a field of this type may write: its parts and its label."""
-    labels = {"enum": ("label",), "set": ("labels",)}.get(field_type, ())
-    return (*COMPANIONS.get(field_type, {}), *labels)
+    label = LABEL_COLUMNS[field_type][:1] if field_type in LABEL_COLUMNS else ()
+    return (*COMPANIONS.get(field_type, {}), *label)
 
 
 def build_custom_fields(
@@ -278,9 +283,10 @@ class _FieldWriter:
         self.convert = _CONVERT.get(custom.field_type)
         self.object_valued = custom.field_type in _OBJECT_VALUED
         self.options = custom.options
-        kind = custom.field_type if labels else None
-        self.label_column = f"{custom.column}_label" if kind == "enum" else None
-        self.labels_column = f"{custom.column}_labels" if kind == "set" else None
+        label = LABEL_COLUMNS.get(custom.field_type) if labels else None
+        label_column = f"{custom.column}_{label[0]}" if label else None
+        self.label_column = label_column if custom.field_type == "enum" else None
+        self.labels_column = label_column if custom.field_type == "set" else None
         self.part_columns = {suffix: f"{custom.column}_{suffix}" for suffix in custom.companions}
 
     def write(self, row: dict[str, t.Any], value: t.Any, parts: dict[str, t.Any] | None) -> None:
