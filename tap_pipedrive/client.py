@@ -31,7 +31,12 @@ from http import HTTPStatus
 import requests
 import urllib3
 from singer_sdk import RESTStream, SchemaDirectory, StreamSchema
-from singer_sdk.exceptions import MaxRecordsLimitException, RetriableAPIError
+from singer_sdk.exceptions import (
+    AbortedSyncFailedException,
+    AbortedSyncPausedException,
+    MaxRecordsLimitException,
+    RetriableAPIError,
+)
 from singer_sdk.helpers._catalog import get_selected_schema, pop_deselected_record_properties
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.pagination import BaseAPIPaginator, SinglePagePaginator
@@ -763,6 +768,21 @@ class PipedriveStream(RESTStream[t.Any]):
         super().sync(context)
         if context is None:
             self._tap.message_writer.flush()  # type: ignore[attr-defined]
+
+    @property
+    def dry_run(self) -> bool:
+        """`--test`: the SDK ends each stream after its first record."""
+        return self.ABORT_AT_RECORD_COUNT is not None
+
+    def sync_child(self, child: PipedriveStream, context: Context) -> None:
+        """`child.sync(context)`, where a dry run (`--test`) ending the child after its
+        first record ends only the child: the SDK's abort went up through the parent's
+        record loop, so the parent's first record (a deal) was never written."""
+        try:
+            child.sync(context=context)
+        except (AbortedSyncFailedException, AbortedSyncPausedException) as error:
+            if not isinstance(error.__cause__, MaxRecordsLimitException):
+                raise
 
     def _write_schema_message(self) -> None:
         """Once per run: the SDK writes it on every sync() call, i.e. for child streams

@@ -77,7 +77,7 @@ class DealsStream(UpdatedSinceMixin, PipedriveV2Stream):
             ] in (0, "0"):
                 continue
             else:
-                child.sync(context={"deal_id": child_context["deal_id"]})
+                self.sync_child(child, {"deal_id": child_context["deal_id"]})
 
     def _add_to_product_batch(self, child: DealProductsStream, deal: Context) -> None:
         """Request a batch as soon as it is full; write the oldest batch's products as
@@ -87,11 +87,12 @@ class DealsStream(UpdatedSinceMixin, PipedriveV2Stream):
         if not batch.deal_ids:
             batch.first_update_time = deal["update_time"]
         batch.deal_ids.append(deal["deal_id"])
-        if len(batch.deal_ids) >= DEAL_IDS_PER_REQUEST:
+        if len(batch.deal_ids) >= DEAL_IDS_PER_REQUEST or self.dry_run:
             self._send_product_batch(child)
         while self._batches_in_flight and (
             len(self._batches_in_flight) > self.in_flight_wanted() - 1
             or child.answered(self._batches_in_flight[0].context)
+            or self.dry_run
         ):
             self._write_oldest_batch(child)
 
@@ -108,7 +109,7 @@ class DealsStream(UpdatedSinceMixin, PipedriveV2Stream):
         """Write the oldest batch's products; it stays pending until they are all
         written, so that a run stopped while they are read (the token cap, the daily
         budget spent) holds its deals bookmark back before that batch's deals."""
-        child.sync(context=self._batches_in_flight[0].context)
+        self.sync_child(child, self._batches_in_flight[0].context)
         self._batches_in_flight.popleft()
 
     def _flush_products(self) -> None:
