@@ -613,6 +613,10 @@ class PipedriveStream(RESTStream[t.Any]):
     static_schema = StreamSchema(SCHEMAS)
     #: The entity whose custom fields the records carry (`deal`, `person`, ...), if any.
     custom_field_entity: t.ClassVar[str | None] = None
+    #: Objects nested in the records that are another entity's record (a deal
+    #: participant's `person`, v1-shaped): property -> that entity, whose custom fields
+    #: they carry, laid out and typed as in the entity's own stream.
+    nested_custom_field_entities: t.ClassVar[dict[str, str]] = {}
     #: `(field, value)` pairs, any of which marks a record as deleted in Pipedrive; such
     #: records get `_sdc_deleted_at` (their update time) so targets can apply the delete.
     deleted_if: t.ClassVar[tuple[tuple[str, t.Any], ...]] = ()
@@ -707,12 +711,15 @@ class PipedriveStream(RESTStream[t.Any]):
     def schema(self) -> dict[str, t.Any]:  # type: ignore[override]
         """The shipped schema plus one typed column per custom field of the account."""
         layout = self.custom_field_layout
-        if layout is None and not self.flags_deletions:
+        if layout is None and not self.flags_deletions and not self.nested_custom_fields:
             return self.static_schema
         schema = copy.deepcopy(self.static_schema)
         if layout is not None:
             schema["properties"].pop("custom_fields", None)
             schema["properties"].update(layout.schema_properties())
+        for name, nested_layout in self.nested_custom_fields.items():
+            nested = schema["properties"].setdefault(name, {"type": ["object", "null"]})
+            nested.setdefault("properties", {}).update(nested_layout.schema_properties())
         if self.flags_deletions:
             schema["properties"]["_sdc_deleted_at"] = {
                 "type": ["string", "null"],
@@ -843,6 +850,8 @@ class PipedriveStream(RESTStream[t.Any]):
         extracted = dt.datetime.now(UTC)
         for stream_map in self.stream_maps:
             mapped_record = stream_map.transform(record)
+            if mapped_record is not None and stream_map.flattening_enabled:
+                _drop_flattened_away_nulls(mapped_record, stream_map)
             if mapped_record is not None:
                 yield RecordMessage(
                     stream=stream_map.stream_alias,
@@ -878,6 +887,14 @@ class PipedriveStream(RESTStream[t.Any]):
         if not self.custom_field_entity:
             return None
         return self._tap.custom_field_layout(self.custom_field_entity)  # type: ignore[attr-defined]
+
+    @cached_property
+    def nested_custom_fields(self) -> dict[str, CustomFieldLayout]:
+        """Property -> the layout of the entity nested there (`nested_custom_field_entities`)."""
+        return {
+            name: self._tap.custom_field_layout(entity)  # type: ignore[attr-defined]
+            for name, entity in self.nested_custom_field_entities.items()
+        }
 
     #: "v1" or "v2": which API serves the stream, for its token cost.
     api_version: t.ClassVar[str] = "v1"
@@ -1313,8 +1330,11 @@ class PipedriveStream(RESTStream[t.Any]):
             return
         if self._tap.is_unavailable(self):  # type: ignore[attr-defined]
             return  # refused for an earlier partition: no request for the others
-        entity = self.custom_field_entity
-        refused = entity and self._tap.definitions_failure(entity)  # type: ignore[attr-defined]
+        entities = [self.custom_field_entity, *self.nested_custom_field_entities.values()]
+        refused = next(
+            filter(None, (self._tap.definitions_failure(e) for e in entities if e)),  # type: ignore[attr-defined]
+            None,
+        )
         if refused:  # no custom field could be named or typed: none goes out under its hash
             self._tap.skip_unavailable(self, refused)  # type: ignore[attr-defined]
             return
@@ -1538,6 +1558,10 @@ class PipedriveStream(RESTStream[t.Any]):
         layout = self.custom_field_layout
         if layout is not None:
             self.apply_custom_fields(layout, row)
+        for name, nested_layout in self.nested_custom_fields.items():
+            nested = row.get(name)
+            if isinstance(nested, dict):
+                nested_layout.apply_v1(nested)
         if self.flags_deletions and "_sdc_deleted_at" not in row:
             deleted = any(row.get(name) == value for name, value in self.deleted_if)
             row["_sdc_deleted_at"] = (row.get("update_time") or utc_now_text()) if deleted else None
@@ -2045,6 +2069,19 @@ class PipedriveV2Stream(PipedriveStream):
         if next_page_token:
             params["cursor"] = next_page_token
         return params
+
+
+def _drop_flattened_away_nulls(record: dict[str, t.Any], stream_map: t.Any) -> None:
+    """Flattening turns an object into a column per property (`person__org_id__name`),
+    but the SDK keeps a null object as one column the SCHEMA does not have
+    (`person__org_id: null`). Such nulls go (a column absent is null to a target), as do
+    those of properties the SCHEMA does not declare: the records keep to their SCHEMA."""
+    columns = stream_map.__dict__.get("_tap_columns")
+    if columns is None:
+        columns = frozenset(stream_map.transformed_schema.get("properties") or {})
+        stream_map.__dict__["_tap_columns"] = columns
+    for key in [k for k, v in record.items() if v is None and k not in columns]:
+        del record[key]
 
 
 class RecentsStream(PipedriveV1Stream):

@@ -1049,15 +1049,18 @@ def test_flattened_records_match_their_flattened_schema(
 ) -> None:
     """With `flattening_enabled`, deal_flow's SCHEMA lost its free-form `data` while its
     records carried `data__id`, `data__old_value`, ...: a target building columns from
-    the SCHEMA dropped the change log."""
+    the SCHEMA dropped the change log. A deal participant's person carried custom fields
+    the SCHEMA did not declare (`person__<key>`), and a null object (a person's `org_id`)
+    stayed one column the SCHEMA split into columns of its own."""
     flat = {**config, "flattening_enabled": True, "flattening_max_depth": 3}
-    catalog = select(discover(tmp_path, flat), ["deals", "deal_flow", "files"])
+    streams = ["deals", "deal_flow", "files", "deal_participants", "persons"]
+    catalog = select(discover(tmp_path, flat), streams)
     [flow] = [entry for entry in catalog["streams"] if entry["tap_stream_id"] == "deal_flow"]
     flow["schema"]["properties"]["data"]["properties"] = {}  # as older catalogs have it
     run = run_tap(tmp_path, flat, catalog=catalog)
     assert run.returncode == 0, run.stderr[-2000:]
     schemas = {m["stream"]: m["schema"] for m in run.messages if m["type"] == "SCHEMA"}
-    for stream in ("deals", "deal_flow", "files"):
+    for stream in streams:
         records = run.records(stream)
         assert records, stream
         keys = {key for record in records for key in record}
@@ -1066,6 +1069,38 @@ def test_flattened_records_match_their_flattened_schema(
             keys - set(schemas[stream]["properties"]),
         )
     assert {"data", "deal_id", "object"} <= {k for r in run.records("deal_flow") for k in r}
+    assert any(r.get("person__org_id") is None for r in run.records("deal_participants"))
+
+
+def test_a_deal_participants_person_has_the_persons_custom_field_columns(
+    tmp_path: Path,
+) -> None:
+    """The person nested in a deal participant is a v1 person record: its custom fields
+    sat there under their 40-character keys, untyped, whatever `custom_field_names`."""
+    with Sandbox(seed=3, scale=0.02) as sandbox:
+        config = {"api_key": sandbox.token, "api_url": sandbox.url, "start_date": START_DATE,
+                  "custom_field_names": "name"}  # fmt: skip
+        catalog = select(discover(tmp_path, config), ["deals", "deal_participants", "persons"])
+        run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 0, run.stderr[-2000:]
+    schemas = {m["stream"]: m["schema"] for m in run.messages if m["type"] == "SCHEMA"}
+    nested = schemas["deal_participants"]["properties"]["person"]["properties"]
+    person_columns = set(schemas["persons"]["properties"])
+    custom = {k for k, v in nested.items() if "Custom field" in str(v.get("description"))}
+    assert custom and custom <= person_columns
+    for column in custom:
+        assert nested[column] == schemas["persons"]["properties"][column]
+    people = {r["id"]: r for r in run.records("persons")}
+    compared = 0
+    for participant in run.records("deal_participants"):
+        person = participant["person"]
+        assert not {k for k in person if re.search(r"[0-9a-f]{40}", k)}
+        if person["id"] in people and person["update_time"] == people[person["id"]]["update_time"]:
+            assert {k: person.get(k) for k in custom} == {
+                k: people[person["id"]].get(k) for k in custom
+            }
+            compared += 1
+    assert compared
 
 
 def test_in_batch_mode_a_version_is_activated_after_the_tables_last_batch(

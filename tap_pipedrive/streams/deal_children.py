@@ -90,6 +90,7 @@ class DealParticipantsStream(_DealChild, PipedriveV1Stream):
     name = "deal_participants"
     path = "/deals/{deal_id}/participants"
     selected_by_default = False
+    nested_custom_field_entities: t.ClassVar[dict[str, str]] = {"person": "person"}
 
     def post_process(
         self, row: dict[str, t.Any], context: Context | None = None
