@@ -16,7 +16,7 @@ import pytest
 from tap_pipedrive.sandbox import LISTED_WITH_DELETED as WITH_DELETED
 from tap_pipedrive.sandbox import Faults, Sandbox
 from tap_pipedrive.streams import STREAM_TYPES
-from tests.helpers import TAP, TapRun, run_tap, write_json
+from tests.helpers import TAP, TapRun, discover, run_tap, select, write_json
 
 START_DATE = "2023-01-01T00:00:00Z"
 DEFAULT_STREAMS = [
@@ -199,6 +199,23 @@ def test_streams_whose_custom_field_definitions_are_refused_are_skipped(tmp_path
                     if hex_key.fullmatch(k)]  # fmt: skip
         bookmarks = run.final_state["bookmarks"]
         assert not any(bookmarks.get(name) for name in DEAL_FIELD_STREAMS)
+
+
+def test_deal_participants_are_skipped_when_the_person_fields_are_refused(
+    tmp_path: Path,
+) -> None:
+    """A participant's person carries the person custom fields: without `/v1/personFields`
+    they could only go out under their hash keys, so the participants are skipped too."""
+    refused = Faults(refused_paths="/v1/personFields=403")
+    with Sandbox(seed=31, scale=0.05, faults=refused) as sandbox:
+        config = config_for(sandbox, custom_field_names="name")
+        catalog = select(discover(tmp_path, config), ["deals", "deal_participants"])
+        run = run_tap(tmp_path, config, catalog=catalog)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert run.ids("deals") == sandbox.truth("deals", START_DATE, with_deleted=True)
+    assert not run.records("deal_participants")
+    [line] = [x for x in run.stderr.splitlines() if "Stream 'deal_participants' skipped" in x]
+    assert "/personFields (403 Forbidden)" in line, line
 
 
 def test_field_definitions_answered_with_an_error_stop_the_run_in_one_line(
