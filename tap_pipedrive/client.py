@@ -1339,6 +1339,13 @@ class PipedriveStream(RESTStream[t.Any]):
             self._tap.skip_unavailable(self, refused)  # type: ignore[attr-defined]
             return
         self._warn_of_fields_missing_from_catalog()
+        if self.replication_key and not self.is_sorted and self._first_time("unsorted"):
+            self.logger.info(
+                "Pipedrive cannot filter %s by update time: read newest first down to the "
+                "bookmark, which moves once the list is read (a run stopped midway reads "
+                "it again from the bookmark before)",
+                self.name,
+            )
         self._note_deletions_from(context)
         if self.filter_here and self.replication_key:
             self._filter_since = self.get_starting_timestamp(context)
@@ -2136,3 +2143,18 @@ class UpdatedSinceMixin:
 
 
 logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+class _KnownUnsortedFilter(logging.Filter):
+    """Drops the SDK's "Stream is assumed to be unsorted" WARNING: it names no stream, and
+    for the lists read newest first it is the design, said by the stream at INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Stream is assumed to be unsorted")
+
+
+def quiet_known_unsorted_warning() -> None:
+    """Install `_KnownUnsortedFilter` on the SDK's logger, once."""
+    sdk_logger = logging.getLogger("singer_sdk")
+    if not any(isinstance(f, _KnownUnsortedFilter) for f in sdk_logger.filters):
+        sdk_logger.addFilter(_KnownUnsortedFilter())

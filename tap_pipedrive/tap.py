@@ -33,6 +33,7 @@ from tap_pipedrive.client import (
     RecentsStream,
     api_roots,
     deletion_marker_made_automatic,
+    quiet_known_unsorted_warning,
 )
 from tap_pipedrive.custom_fields import (
     NAME_MODES,
@@ -232,6 +233,7 @@ class TapPipedrive(Tap):
         self._unavailable_lock = threading.Lock()
         self.meter = TokenMeter()
         self.pacer = Pacer()
+        quiet_known_unsorted_warning()
         super().__init__(*args, **kwargs)
         self._normalize_config()
         self.meter.cap = self.config.get("max_tokens_per_run")
