@@ -1221,7 +1221,7 @@ class PipedriveStream(RESTStream[t.Any]):
 
     def _pace(self, response: requests.Response) -> None:
         """Space requests by the burst limit; and should the window still be spent (other
-        clients share the token's budget), wait for its reset rather than collect a 429.
+        clients share the token's budget), wait rather than collect a 429.
 
         The round trip learnt is the time to the answer's headers (`elapsed`): the
         tap's own time parsing the body, longer while other threads hold the interpreter,
@@ -1237,10 +1237,11 @@ class PipedriveStream(RESTStream[t.Any]):
         except ValueError:
             return
         if spent:
-            wait = _header_seconds(response, "x-ratelimit-reset") or 1.0
-            wait = min(wait, self.backoff_max_seconds)
-            self.logger.info("Rate-limit window spent; pausing %.1f s", wait)
-            pacer.hold(wait)  # every thread: another one's request would draw the 429
+            reset = _header_seconds(response, "x-ratelimit-reset") or 1.0
+            # Every thread holds: another one's request would draw the 429.
+            wait = pacer.window_spent(min(reset, self.backoff_max_seconds))
+            if wait >= 1.0:
+                self.logger.info("Rate-limit window spent; pausing %.1f s", wait)
 
     def _endpoint(self) -> str:
         return self.path

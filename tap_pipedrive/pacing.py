@@ -10,8 +10,9 @@ Spacing alone is a schedule, not a guarantee: a thread that wakes late from its 
 its request closer to the next one. So the times requests actually leave are kept too, and
 no request leaves while the last window already holds `limit - HEADROOM` of them; the margin
 is then only for the network's jitter, not for the scheduler's. Should the server still see
-its window spent (arrivals bunched on the way, or another client of the same token), every
-thread holds until the window resets, and the margin grows by one, up to a tenth of the limit.
+its window spent, the margin grows by one, up to a tenth of the limit, and the requests
+wait: for the window's reset if another client of the same token spends it too, for two
+slots if the tap's own requests, bunched on the way, fill it (see `window_spent`).
 """
 
 from __future__ import annotations
@@ -99,6 +100,25 @@ class Pacer:
             with self._lock:
                 self.limit = limit
                 self._apply_limit()
+
+    def window_spent(self, reset: float) -> float:
+        """An answer says the window is spent (`x-ratelimit-remaining: 0`, not a 429): how
+        long every thread holds, which it then does.
+
+        If the tap itself sent about as many requests as it allows a window in the window
+        the server counted (the last 2 s and the latest round trip), its own requests,
+        arriving bunched, fill it: the rolling window has room again as soon as the oldest
+        of them ages out, a slot or two later, and holding for the whole reset (2 s) idled
+        the wire for nothing (a 100k backfill at 250 ms: 2 s of its 26). Fewer of its own:
+        another client of the token spends it too, and the reset is awaited."""
+        with self._lock:
+            now = time.monotonic()
+            counted_since = now - BURST_WINDOW_SECONDS - self.round_trip
+            own = sum(1 for sent in self._sent if sent > counted_since)
+            ours = self.allowed and own >= self.allowed
+        wait = min(reset, 2 * self.interval) if ours else reset
+        self.hold(wait)
+        return wait
 
     def hold(self, seconds: float) -> None:
         """The server says the window is spent (`x-ratelimit-remaining: 0`, or a 429): no

@@ -545,6 +545,41 @@ def test_a_spent_window_holds_every_request_until_its_reset(
     assert stream._tap.pacer.headroom == 3  # type: ignore[attr-defined]
 
 
+def test_a_window_spent_by_the_taps_own_requests_holds_two_slots_not_the_reset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tap sent as many requests as it allows a window, evenly, and the server counts
+    its window spent (they arrived bunched): the rolling window has room again a slot
+    later, so every thread waits two slots, not the whole reset (which idled the wire 2 s
+    of a 26 s backfill); the margin grows by one all the same."""
+    from tap_pipedrive.pacing import Pacer
+
+    clock = [100.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr("tap_pipedrive.pacing.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("tap_pipedrive.pacing.time.sleep", sleep)
+    pacer = Pacer()
+    pacer.learn({"x-ratelimit-limit": "40"})  # 38 a window: one every 2/38 s
+    for _ in range(60):
+        pacer.wait_for_slot()
+    interval = 2 / 38
+    assert pacer.window_spent(2.0) == pytest.approx(2 * interval)
+    assert pacer.headroom == 3
+    slept.clear()
+    pacer.wait_for_slot()
+    assert sum(slept) == pytest.approx(2 * interval, abs=0.01)
+
+    idle = Pacer()  # the tap sent little: another client of the token spends the window
+    idle.learn({"x-ratelimit-limit": "40"})
+    idle.wait_for_slot()
+    assert idle.window_spent(2.0) == 2.0
+
+
 def test_the_margin_grows_with_each_spent_window_up_to_a_tenth_of_the_limit() -> None:
     from tap_pipedrive.pacing import Pacer
 
