@@ -289,6 +289,16 @@ class PageChain:
         return False
 
 
+def ids_of_second(
+    ids: t.Sequence[t.Any], times: t.Sequence[dt.datetime], last: dt.datetime
+) -> list[t.Any]:
+    """The ids of the records (sorted by `times`) in the same second as `last`: a window
+    that begins at `last` is asked from its whole second (the API's filters take seconds),
+    so those come again, and are already read, whatever their milliseconds."""
+    second = last.replace(microsecond=0)
+    return [i for i, time in zip(ids, times, strict=True) if time >= second]
+
+
 @dataclass(frozen=True)
 class Window:
     """Records updated in `[since, until)` (`until` None: open-ended), minus `skip_ids`,
@@ -333,7 +343,7 @@ class TimeWindows:
         """The windows after a first page of records with these (sorted) update times."""
         last = times[-1]
         span = max((last - times[0]).total_seconds(), 1.0)
-        skip = frozenset(i for i, time in zip(ids, times, strict=True) if time == last)
+        skip = frozenset(ids_of_second(ids, times, last))
         return cls(last, until, len(times) / span, target=target, skip_ids=skip)
 
     def next(self) -> Window | None:
@@ -430,9 +440,7 @@ def split_overflow(
     # split again, from their own full first pages; one that ends leaves a few windows
     # past it, not many. The last part takes what is left.
     step = max(SPLIT_TARGET / (inner / seconds), 1.0)
-    skip = frozenset(
-        row.get("id") for row, time in zip(quarter, times, strict=True) if time == last
-    )
+    skip = frozenset(ids_of_second([row.get("id") for row in quarter], times, last))
     windows = []
     since = last
     while since < until:

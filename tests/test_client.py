@@ -434,6 +434,67 @@ def test_bookmark_in_another_format_is_compared_as_a_time() -> None:
     assert final == "2024-06-03T10:00:00+00:00"
 
 
+def _sync_with_bookmark(name: str, bookmark: str) -> list[dict[str, t.Any]]:
+    """Sync `name` alone from a saved bookmark; its output messages."""
+    state = {"bookmarks": {name: {"replication_key": "update_time",
+                                  "replication_key_value": bookmark}}}  # fmt: skip
+    mock_an_account_without_custom_fields(HOST)
+    tap = TapPipedrive(config=CONFIG, state=state, validate_config=True)
+    for stream in tap.streams.values():
+        stream.selected = stream.name == name
+    out = io.StringIO()
+    with redirect_stdout(out):
+        tap.streams[name].sync()
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+@responses.activate
+def test_a_record_earlier_in_the_bookmarks_second_is_sent_again_not_a_crash() -> None:
+    """Leads carry milliseconds. The bookmark is the last lead sent (`...:01.664Z`), the
+    filter takes whole seconds, so a lead of that second sent before (`...:01.076Z`) comes
+    again: the SDK's sort check took it for unsorted data, and every later run stopped
+    with a traceback at leads, the streams after it never synced again."""
+    leads = [
+        {"id": "a", "update_time": "2024-06-01T10:00:01.076Z"},
+        {"id": "b", "update_time": "2024-06-01T10:00:01.664Z"},
+        {"id": "c", "update_time": "2024-06-01T10:00:02.005Z"},
+    ]
+    pagination = {"start": 0, "limit": 500, "more_items_in_collection": False}
+    responses.get(f"{V1}/leads", json={"success": True, "data": leads,
+                                       "additional_data": {"pagination": pagination}})  # fmt: skip
+    messages = _sync_with_bookmark("leads", "2024-06-01T10:00:01.664000+00:00")
+    assert "updated_since=2024-06-01T10%3A00%3A01Z" in api_calls()[0].request.url
+    assert [m["record"]["id"] for m in messages if m["type"] == "RECORD"] == ["a", "b", "c"]
+    final = [m for m in messages if m["type"] == "STATE"][-1]["value"]["bookmarks"]["leads"]
+    assert final["replication_key_value"] == "2024-06-01T10:00:02.005000+00:00"
+
+
+@responses.activate
+def test_v2_records_with_milliseconds_under_the_bookmark_are_sent_again_not_a_crash() -> None:
+    """The same for a v2 list whose times carry milliseconds (RFC 3339 allows them)."""
+    data = [{"id": 1, "update_time": "2024-06-01T10:00:01.076Z"},
+            {"id": 2, "update_time": "2024-06-01T10:00:03.100Z"}]  # fmt: skip
+    responses.get(f"{V2}/deals", json={"success": True, "data": data, "additional_data": {}})
+    messages = _sync_with_bookmark("deals", "2024-06-01T10:00:01.664000+00:00")
+    assert [m["record"]["id"] for m in messages if m["type"] == "RECORD"] == [1, 2]
+    final = [m for m in messages if m["type"] == "STATE"][-1]["value"]["bookmarks"]["deals"]
+    assert final["replication_key_value"] == "2024-06-01T10:00:03.100000+00:00"
+
+
+def test_a_window_after_a_page_skips_every_record_of_its_first_second() -> None:
+    """A window begins at the page's last record (`...:05.900`) but is asked from its whole
+    second: the records of that second read on the page, whatever their milliseconds,
+    are not read twice (a second copy of `...:05.200` also stopped the run as unsorted)."""
+    from tap_pipedrive.pipeline import TimeWindows
+
+    times = [dt.datetime(2024, 6, 1, 10, 0, s, ms * 1000, tzinfo=dt.timezone.utc)
+             for s, ms in ((3, 0), (4, 500), (5, 200), (5, 900))]  # fmt: skip
+    until = dt.datetime(2024, 7, 1, tzinfo=dt.timezone.utc)
+    windows = TimeWindows.after_page(times, [1, 2, 3, 4], until, target=400)
+    window = windows.next()
+    assert window is not None and window.skip_ids == {3, 4}
+
+
 @responses.activate
 def test_v1_list_without_paging_data_pages_until_a_short_page(
     monkeypatch: pytest.MonkeyPatch,
