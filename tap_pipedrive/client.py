@@ -640,6 +640,7 @@ class PipedriveStream(RESTStream[t.Any]):
     #: dropped here, so an incremental run sends only what changed.
     filter_here: t.ClassVar[bool] = False
     _filter_since: dt.datetime | None = None
+    _deletions_wanted = False
     #: The bookmark a sorted stream's sync began at (canonical text), for
     #: `_increment_stream_state`.
     _resent_below: str | None = None
@@ -1350,6 +1351,7 @@ class PipedriveStream(RESTStream[t.Any]):
                 "it again from the bookmark before)",
                 self.name,
             )
+        self._deletions_wanted = self.wants_deletions()
         self._note_deletions_from(context)
         if self.filter_here and self.replication_key:
             self._filter_since = self.get_starting_timestamp(context)
@@ -1372,7 +1374,7 @@ class PipedriveStream(RESTStream[t.Any]):
         if first is not None:
             yield first
             yield from records  # a refusal after the first page stops the run: no gap
-        if self.recents_item:
+        if self._deletions_wanted:
             yield from self._recent_deletions(context)
         if self.moved:
             self._keep_bookmark(context)
@@ -1449,13 +1451,24 @@ class PipedriveStream(RESTStream[t.Any]):
         """When this stream's last complete sync started (less a margin), from the state."""
         return _state_time(self.stream_state.get("synced_at")) if self.changes_item else None
 
+    def wants_deletions(self) -> bool:
+        """Whether this sync flags the records deleted since the last: not on a first sync
+        (no bookmark, no sync begun), whose target never had them. Deletion markers for
+        them cost a month of `/v1/recents` on a backfill (tokens, and time before the
+        first records) and told the target to delete rows it never had. Asked before the
+        sync notes `deletions_from`."""
+        if not self.recents_item:
+            return False
+        state = self.stream_state
+        return bool(state.get("replication_key_value") or state.get("deletions_from"))
+
     def recents_since(self) -> tuple[set[str], dt.datetime | None] | None:
         """The `/v1/recents` item types this stream needs, and from when (None: as far
         back as it reaches); None if it needs none."""
         items: set[str] = set()
         since: list[dt.datetime | None] = []
-        if self.recents_item:  # deletions since the bookmark, or the run that set it began
-            items.add(self.recents_item)
+        if self.wants_deletions():  # since the bookmark, or the run that set it began
+            items.add(t.cast(str, self.recents_item))
             since.append(_state_time(self.stream_state.get("replication_key_value")))
             begun = _state_time(self.stream_state.get("deletions_from"))
             if begun is not None:

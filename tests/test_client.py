@@ -536,7 +536,10 @@ def test_deletions_come_from_recents_within_its_one_month_window() -> None:
         },
     )  # fmt: skip
     responses.get(f"{V1}/notes", json=v1_page([1], 0, False))
-    got = records(make_stream("notes"))
+    bookmark = {"replication_key": "update_time", "replication_key_value": "2024-06-01T00:00:00Z"}
+    state = {"bookmarks": {"notes": bookmark, "persons": dict(bookmark)}}
+    tap = TapPipedrive(config=CONFIG, state=state, validate_config=True)
+    got = records(t.cast(PipedriveStream, tap.streams["notes"]))
     assert [(r["id"], r.get("_sdc_deleted_at")) for r in got] == [
         (1, None),
         (8, "2026-11-20T08:00:00+00:00"),
@@ -546,8 +549,20 @@ def test_deletions_come_from_recents_within_its_one_month_window() -> None:
     since = dt.datetime.strptime(request.params["since_timestamp"], "%Y-%m-%d %H:%M:%S")
     month_ago = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(days=30)
     assert dt.timedelta(0) < since - month_ago < dt.timedelta(minutes=10)
-    # One read for every selected stream with deletions: notes among them.
-    assert request.params["items"] == "activity,file,note,organization,person,product"
+    # One read for every selected stream that has a bookmark (deletions since it).
+    assert request.params["items"] == "note,person"
+
+
+@responses.activate
+def test_a_first_sync_reads_no_deletions() -> None:
+    """No bookmark: the target never had the records deleted since, so no deletion
+    markers, and no `/v1/recents` read for them (a month of it on a backfill, read before
+    the first records, and markers telling the target to delete rows it never had)."""
+    mock_an_account_without_custom_fields(HOST)
+    responses.get(f"{V1}/notes", json=v1_page([1], 0, False))
+    got = records(make_stream("notes"))
+    assert [(r["id"], r.get("_sdc_deleted_at")) for r in got] == [(1, None)]
+    assert not [c for c in responses.calls if "/recents" in c.request.url]
 
 
 @pytest.mark.parametrize(
