@@ -640,7 +640,7 @@ class PipedriveStream(RESTStream[t.Any]):
     #: dropped here, so an incremental run sends only what changed.
     filter_here: t.ClassVar[bool] = False
     _filter_since: dt.datetime | None = None
-    _deletions_wanted = False
+    _deletions_wanted: bool | None = None
     #: The bookmark a sorted stream's sync began at (canonical text), for
     #: `_increment_stream_state`.
     _resent_below: str | None = None
@@ -1168,6 +1168,7 @@ class PipedriveStream(RESTStream[t.Any]):
             # Every thread waits, not only the one retrying: the others would draw 429s too.
             hold = min(wait if wait is not None else 1.0, self.backoff_max_seconds)
             self._tap.pacer.hold(hold)  # type: ignore[attr-defined]
+            self._tap.pacer.congested(0.5)  # type: ignore[attr-defined]
             raise RetriableAPIError(self._error_line(response), response)
         if status >= HTTPStatus.INTERNAL_SERVER_ERROR or status == HTTPStatus.REQUEST_TIMEOUT:
             raise RetriableAPIError(self._error_line(response), response)
@@ -1240,12 +1241,14 @@ class PipedriveStream(RESTStream[t.Any]):
             spent = int(float(remaining)) <= 0
         except ValueError:
             return
-        if spent:
-            reset = _header_seconds(response, "x-ratelimit-reset") or 1.0
-            # Every thread holds: another one's request would draw the 429.
-            wait = pacer.window_spent(min(reset, self.backoff_max_seconds))
-            if wait >= 1.0:
-                self.logger.info("Rate-limit window spent; pausing %.1f s", wait)
+        if not spent:
+            pacer.answered()
+            return
+        reset = _header_seconds(response, "x-ratelimit-reset") or 1.0
+        # Every thread holds: another one's request would draw the 429.
+        wait = pacer.window_spent(min(reset, self.backoff_max_seconds))
+        if wait >= 1.0:
+            self.logger.info("Rate-limit window spent; pausing %.1f s", wait)
 
     def _endpoint(self) -> str:
         return self.path
@@ -1351,7 +1354,7 @@ class PipedriveStream(RESTStream[t.Any]):
                 "it again from the bookmark before)",
                 self.name,
             )
-        self._deletions_wanted = self.wants_deletions()
+        self.wants_deletions()
         self._note_deletions_from(context)
         if self.filter_here and self.replication_key:
             self._filter_since = self.get_starting_timestamp(context)
@@ -1456,11 +1459,14 @@ class PipedriveStream(RESTStream[t.Any]):
         (no bookmark, no sync begun), whose target never had them. Deletion markers for
         them cost a month of `/v1/recents` on a backfill (tokens, and time before the
         first records) and told the target to delete rows it never had. Asked before the
-        sync notes `deletions_from`."""
-        if not self.recents_item:
-            return False
-        state = self.stream_state
-        return bool(state.get("replication_key_value") or state.get("deletions_from"))
+        sync notes `deletions_from`, and remembered: `/v1/recents` is planned once the
+        first stream has begun."""
+        if self._deletions_wanted is None:
+            state = self.stream_state
+            self._deletions_wanted = bool(self.recents_item) and bool(
+                state.get("replication_key_value") or state.get("deletions_from")
+            )
+        return self._deletions_wanted
 
     def recents_since(self) -> tuple[set[str], dt.datetime | None] | None:
         """The `/v1/recents` item types this stream needs, and from when (None: as far

@@ -6,6 +6,13 @@ burst and then must wait for it to reset: at 40 a window, 40 requests and a 2 s 
 requests `2 s / limit` apart instead keeps the same ceiling without the stalls and without
 ever collecting a 429. The limit is learnt from the responses' headers.
 
+The token's burst limit may be shared: every integration of the company using the same
+token draws on the same window. The tap then takes a share of it, found as TCP finds its
+share of a link: its requests per window are halved after a 429 (cut by a quarter when an
+answer shows the window spent by others), at most once in two windows, and grow back by
+two requests per window while answers come without either. Alone on the token, it keeps the
+whole limit less the margin and never cuts.
+
 Spacing alone is a schedule, not a guarantee: a thread that wakes late from its wait sends
 its request closer to the next one. So the times requests actually leave are kept too, and
 no request leaves while the last window already holds `limit - HEADROOM` of them; the margin
@@ -26,6 +33,11 @@ from collections import deque
 BURST_WINDOW_SECONDS = 2.0
 #: Requests per window left unused, as a margin for arrivals that the network bunches.
 HEADROOM = 2
+#: A share cut once is not cut again this soon: the 429s of requests sent before the
+#: cut (on their way, and their retries) tell of the same crowding.
+CUT_AT_MOST_EVERY = 2 * BURST_WINDOW_SECONDS
+#: Requests a window the share grows by, after a cut, for each window without another.
+REGROWTH = 2.0
 #: Send times kept: more than any plan's burst limit (120).
 SENT_KEPT = 256
 
@@ -50,6 +62,11 @@ class Pacer:
         self.round_trip = 0.0
         self.limit = 0
         self.headroom = HEADROOM
+        #: Requests per window the tap takes for itself (None until the limit is known):
+        #: below `limit - headroom` only while others spend the same token's window.
+        self.share: float | None = None
+        self._last_cut = -math.inf
+        self._cut_to = 0.0
 
     def observe_round_trip(self, seconds: float) -> None:
         """Learn how long a request takes, to the answer's headers.
@@ -118,7 +135,35 @@ class Pacer:
             ours = self.allowed and own >= self.allowed
         wait = min(reset, 2 * self.interval) if ours else reset
         self.hold(wait)
+        if not ours:
+            self.congested(0.75)
         return wait
+
+    def congested(self, factor: float) -> None:
+        """Others spend the token's window too (a 429; or a window spent with few of the
+        tap's own requests in it): take `factor` of the current share, at most once in
+        `CUT_AT_MOST_EVERY` (the answers of requests already on their way tell of the same
+        crowding)."""
+        with self._lock:
+            now = time.monotonic()
+            if self.share is None or now - self._last_cut < CUT_AT_MOST_EVERY:
+                return
+            self._last_cut = now
+            self.share = self._cut_to = max(1.0, self.share * factor)
+            self._apply_limit()
+
+    def answered(self) -> None:
+        """An answer without a spent window: the share grows back with the time since it
+        was cut, `REGROWTH` requests a window, up to the whole limit less the margin. By
+        time, not by answers: a share cut small gets few answers, and grew back for a
+        minute one request at a time (the lists read at 3 requests a second)."""
+        if self.share is None or self.share >= self.limit - self.headroom:
+            return
+        with self._lock:
+            if self.share is not None:
+                windows = (time.monotonic() - self._last_cut) / BURST_WINDOW_SECONDS
+                self.share = min(self._cut_to + REGROWTH * windows, float(self.limit))
+                self._apply_limit()
 
     def hold(self, seconds: float) -> None:
         """The server says the window is spent (`x-ratelimit-remaining: 0`, or a 429): no
@@ -130,5 +175,8 @@ class Pacer:
                 self._apply_limit()
 
     def _apply_limit(self) -> None:
-        self.allowed = min(max(self.limit - self.headroom, 1), SENT_KEPT)
+        whole = max(self.limit - self.headroom, 1)
+        if self.share is None:
+            self.share = float(whole)
+        self.allowed = min(max(min(int(self.share), whole), 1), SENT_KEPT)
         self.interval = BURST_WINDOW_SECONDS / self.allowed

@@ -656,6 +656,42 @@ def test_a_window_spent_by_the_taps_own_requests_holds_two_slots_not_the_reset(
     assert idle.window_spent(2.0) == 2.0
 
 
+def test_a_token_shared_with_another_client_gets_a_share_of_its_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another integration spends the same token's window: the tap kept sending at the
+    whole limit after each 429 (92 of 437 requests were 429s against an independent fake
+    with another client at half the limit; Pipedrive blocks a client that keeps doing
+    that). A 429 halves the tap's share, once in two windows however many answers tell
+    it; a window spent by others cuts it by a quarter; it grows back by two requests a
+    window without either, up to the whole limit less the margin."""
+    from tap_pipedrive.pacing import Pacer
+
+    clock = [100.0]
+    monkeypatch.setattr("tap_pipedrive.pacing.time.monotonic", lambda: clock[0])
+    pacer = Pacer()
+    pacer.learn({"x-ratelimit-limit": "40"})
+    assert pacer.allowed == 38
+    for _ in range(200):  # alone on the token: nothing cuts
+        pacer.answered()
+    assert pacer.allowed == 38
+    pacer.congested(0.5)
+    pacer.congested(0.5)  # the same crowding, told by another answer: no second cut
+    assert pacer.allowed == 19
+    assert pacer.interval == pytest.approx(2 / 19)
+    pacer.answered()
+    assert pacer.allowed == 19
+    clock[0] += 2.0  # a window later: two requests more
+    pacer.answered()
+    assert pacer.allowed == 21
+    clock[0] += 2.5
+    pacer.window_spent(2.0)  # spent with few of its own requests in it: others
+    assert pacer.allowed == 15  # 21 x 0.75
+    clock[0] += 60.0
+    pacer.answered()
+    assert pacer.allowed == 38 - 1  # back to the whole limit, less the margin grown by one
+
+
 def test_the_margin_grows_with_each_spent_window_up_to_a_tenth_of_the_limit() -> None:
     from tap_pipedrive.pacing import Pacer
 

@@ -96,6 +96,17 @@ def test_a_clean_run_logs_no_warning(first_run) -> None:
     assert "Pipedrive cannot filter files by update time" in first_run.stderr
 
 
+def test_a_first_sync_reads_no_recents(sandbox: Sandbox, config, tmp_path: Path) -> None:
+    """No stream has a bookmark: no deletion to flag, no change to skip for; `/v1/recents`
+    was read all the same, a month of it, once the first stream had begun."""
+    catalog = select(discover(tmp_path, config), STREAMS)
+    sandbox.reset_requests()
+    run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert sandbox.request_count("/v1/recents") == 0
+    assert sandbox.request_count("/api/v2/deals") > 0
+
+
 def test_archived_and_deleted_rows_are_not_left_out(first_run, sandbox: Sandbox) -> None:
     """Every row of the tables Pipedrive splits into a normal and an archived list, updated
     since the start date, arrives in one of the tap's streams (deleted ones where Pipedrive
