@@ -97,6 +97,12 @@ class TokenMeter:
             usage = self.usage.setdefault(stream, StreamUsage())
         usage.records += 1
 
+    def uncount_record(self, stream: str) -> None:
+        """A record counted by `count_record` that will not be written after all."""
+        usage = self.usage.get(stream)
+        if usage is not None and usage.records:
+            usage.records -= 1
+
     def summary_lines(self) -> t.Iterator[str]:
         for stream, usage in sorted(self.usage.items()):
             yield (

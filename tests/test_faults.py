@@ -294,10 +294,13 @@ def test_the_token_never_appears_in_any_output_on_any_path(tmp_path: Path) -> No
         assert "wrong-" + token not in output
 
 
-def start_tap(tmp_path: Path, config: dict[str, t.Any]) -> subprocess.Popen[bytes]:
+def start_tap(
+    tmp_path: Path, config: dict[str, t.Any], state: dict[str, t.Any] | None = None
+) -> subprocess.Popen[bytes]:
     """The CLI, its output to files (a pipe nobody reads would block it)."""
+    state_args = ["--state", str(write_json(tmp_path / "state.json", state))] if state else []
     return subprocess.Popen(
-        [*TAP, "--config", str(write_json(tmp_path / "config.json", config))],
+        [*TAP, "--config", str(write_json(tmp_path / "config.json", config)), *state_args],
         stdout=(tmp_path / "stdout").open("wb"),
         stderr=(tmp_path / "stderr").open("wb"),
     )
@@ -348,8 +351,11 @@ def test_a_signal_does_not_wait_for_a_stalled_request_to_time_out(tmp_path: Path
     after it. (Before: the thread reading recents kept the process alive, retrying, for
     minutes.)"""
     faults = Faults(stall_every=1, stall_seconds=30, stall_path="/v1/recents")
+    # A bookmark for persons: deletions since it are read there (a first sync reads none).
+    bookmark = {"replication_key": "update_time", "replication_key_value": START_DATE}
+    state = {"bookmarks": {"persons": bookmark}}
     with Sandbox(seed=31, scale=0.1, faults=faults) as sandbox:
-        tap = start_tap(tmp_path, config_for(sandbox, request_timeout=10))
+        tap = start_tap(tmp_path, config_for(sandbox, request_timeout=10), state)
         wait_for_request(sandbox, "/v1/recents", tap)
         time.sleep(1.0)  # the other streams go on meanwhile, or wait for recents
         sent = sandbox.request_count()

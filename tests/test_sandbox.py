@@ -947,7 +947,7 @@ def test_mailbox_threads_by_folder_and_their_messages(sb: Sandbox) -> None:
 
 def test_deal_children_truth(sb: Sandbox) -> None:
     since = "2025-01-01T00:00:00Z"
-    deals = sorted(sb.truth("deals", since))
+    deals = sorted(sb.truth("deals", since) | sb.truth("archived_deals", since))
     assert deals
     parts, flow, products = set(), set(), set()
     for d in deals:

@@ -42,8 +42,9 @@ filters by update time where the API can (``updated_since``) and, by default, wh
 tap filters itself: files (``incremental=`` overrides). Projects, tasks, mail
 threads and messages, and reference tables (users, lead labels, roles, permission sets,
 goals, call logs, field definitions) are whole. Deal children (deal_products, deal_participants,
-deal_flow) are those of the deals ``truth("deals", since)`` returns (not deleted, not
-archived); mail_messages those of the threads ``truth("mail_threads", since)`` returns;
+deal_flow) are those of the deals ``truth("deals", since)`` and
+``truth("archived_deals", since)`` return (not deleted); mail_messages those of the threads
+``truth("mail_threads", since)`` returns;
 deal_flow keys are (deal_id, object, data.id) with custom-field changes included (as with
 all_changes=1); recents keys are (item, id). ``Sandbox.deleted(stream)``
 lists soft-deleted ids.
@@ -1393,9 +1394,13 @@ class Engine:
                 return {
                     m for i in threads for m in range(data.msg_off[i] + 1, data.msg_off[i + 1] + 1)
                 }
-            # Deal children: everything under the deals that a sync of `deals` from
-            # `since` yields (the tap fetches children only for deals changed since).
-            deals = sorted(self.truth("deals", since, incremental))
+            # Deal children: everything under the deals that a sync of `deals` and of
+            # `archived_deals` from `since` yields (the tap fetches children only for
+            # deals changed since).
+            deals = sorted(
+                self.truth("deals", since, incremental)
+                | self.truth("archived_deals", since, incremental)
+            )
             if norm == "dealproducts":
                 return {
                     dp for d in deals for dp in range(data.dp_off[d - 1] + 1, data.dp_off[d] + 1)
@@ -1792,7 +1797,8 @@ class Sandbox:
 
         `incremental` overrides whether `since` filters the stream (None: the default per
         stream; see the module docs). Deal children (deal_products, deal_participants,
-        deal_flow) follow the deals a sync of `deals` from `since` yields; mail_messages
+        deal_flow) follow the deals a sync of `deals` and `archived_deals` from `since`
+        yields; mail_messages
         follow mail_threads; deal_flow keys are (deal_id, object, data.id) tuples."""
         return self.engine.truth(stream, since, incremental, with_deleted)
 
