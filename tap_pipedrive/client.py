@@ -776,7 +776,10 @@ class PipedriveStream(RESTStream[t.Any]):
         writes no STATE at its end (which would flush them), and `--test` (the SDK's dry
         run) ends without `sync_all`'s final flush, so the last stream's records stayed
         in the block."""
-        super().sync(context)
+        try:
+            super().sync(context)
+        finally:
+            self._deletions_wanted = None  # decided anew by the next sync (a test's)
         if context is None:
             self._tap.message_writer.flush()  # type: ignore[attr-defined]
 

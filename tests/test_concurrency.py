@@ -122,7 +122,7 @@ def test_a_run_killed_midway_resumes_without_losing_a_deal_or_its_products(
     distant: Sandbox, tmp_path: Path
 ) -> None:
     config = {"api_key": distant.token, "api_url": distant.url, "start_date": START}
-    catalog = select(discover(tmp_path, config), ["deals", "deal_products"])
+    catalog = select(discover(tmp_path, config), ["deals", "archived_deals", "deal_products"])
 
     def deals_bookmarked(message: dict[str, t.Any], before: list[dict[str, t.Any]]) -> bool:
         """The first STATE with a deals bookmark."""
