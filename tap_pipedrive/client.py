@@ -2017,7 +2017,8 @@ class PipedriveV2Stream(PipedriveStream):
                     fill()  # the writer took a page: room for another
                     data = payload_of(response).get("data") or []
                     if window.skip_ids:
-                        data = [row for row in data if row.get("id") not in window.skip_ids]
+                        key = t.cast(str, self.replication_key)
+                        data = [row for row in data if not window.read_before(row, key)]
                     data, past_the_end = self._inside(window, data)
                     payload_of(response)["data"] = data
                     yield response

@@ -302,11 +302,25 @@ def ids_of_second(
 @dataclass(frozen=True)
 class Window:
     """Records updated in `[since, until)` (`until` None: open-ended), minus `skip_ids`,
-    the records of the `since` second already read."""
+    the records of the `since` second already read. Bounds are whole seconds, as the
+    API's filters take them: a bound with milliseconds, rounded down in the query, left
+    the records between it and its second to neither window."""
 
     since: dt.datetime
     until: dt.datetime | None
     skip_ids: frozenset[t.Any] = frozenset()
+
+    def read_before(self, row: dict[str, t.Any], key: str) -> bool:
+        """Whether `row` was read with the page before the window: its id is one of the
+        `since` second's read there and it is still of that second. A record edited
+        since (moved to a later second) is its new version, to be read again."""
+        if row.get("id") not in self.skip_ids:
+            return False
+        try:
+            second = parse_datetime(row[key]).replace(microsecond=0)
+        except (KeyError, TypeError, ValueError):
+            return True
+        return second == self.since
 
 
 class TimeWindows:
@@ -344,7 +358,8 @@ class TimeWindows:
         last = times[-1]
         span = max((last - times[0]).total_seconds(), 1.0)
         skip = frozenset(ids_of_second(ids, times, last))
-        return cls(last, until, len(times) / span, target=target, skip_ids=skip)
+        second = last.replace(microsecond=0)
+        return cls(second, until, len(times) / span, target=target, skip_ids=skip)
 
     def next(self) -> Window | None:
         since = self.next_since
@@ -442,7 +457,7 @@ def split_overflow(
     step = max(SPLIT_TARGET / (inner / seconds), 1.0)
     skip = frozenset(ids_of_second([row.get("id") for row in quarter], times, last))
     windows = []
-    since = last
+    since = last = last.replace(microsecond=0)
     while since < until:
         part_until = since + dt.timedelta(seconds=math.ceil(step))
         if part_until >= until or len(windows) == MOST_PARTS - 1:

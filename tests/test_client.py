@@ -495,6 +495,87 @@ def test_a_window_after_a_page_skips_every_record_of_its_first_second() -> None:
     assert window is not None and window.skip_ids == {3, 4}
 
 
+def _at(second: int, ms: int = 0) -> str:
+    """A v2 update time `second` s after 2024-06-01 10:00, with milliseconds if any."""
+    base = dt.datetime(2024, 6, 1, 10, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=second)
+    return base.strftime("%Y-%m-%dT%H:%M:%S") + (f".{ms:03d}Z" if ms else "Z")
+
+
+def _deals_in_windows(monkeypatch: pytest.MonkeyPatch, answer: t.Callable[..., t.Any]) -> list:
+    """Deals read as update-time windows (pages of 4, several in flight), from a server
+    that answers each request with `answer(params)` -> (rows, next cursor)."""
+    from tap_pipedrive.client import PipedriveV2Stream
+
+    monkeypatch.setattr(PipedriveV2Stream, "splits_pay_off", lambda self: True)
+    monkeypatch.setattr(PipedriveV2Stream, "page_size", 4)
+
+    def callback(request: t.Any) -> tuple[int, dict[str, str], str]:
+        rows, cursor = answer(request.params)
+        body = {"success": True, "data": rows, "additional_data": {"next_cursor": cursor}}
+        return 200, {"x-ratelimit-limit": "80"}, json.dumps(body)
+
+    mock_an_account_without_custom_fields(HOST)
+    responses.add_callback(responses.GET, f"{V2}/deals", callback=callback)
+    stream = make_stream("deals", max_concurrent_requests=4)
+    return records(stream)
+
+
+@responses.activate
+@pytest.mark.parametrize("ms", [False, True])
+def test_a_record_of_the_pages_last_second_edited_before_its_window_is_read_again(
+    monkeypatch: pytest.MonkeyPatch, ms: bool
+) -> None:
+    """The window after a page skips the records of the page's last second read there; one
+    of them edited meanwhile (to a later second) is its new version, and must be read: it
+    was dropped by id, and the next record's time carried the bookmark past the edit."""
+    page = [{"id": 1, "update_time": _at(1)}, {"id": 2, "update_time": _at(2)},
+            {"id": 3, "update_time": _at(5, 200 if ms else 0)},
+            {"id": 4, "update_time": _at(5, 900 if ms else 0)}]  # fmt: skip
+    after = [page[3], {"id": 5, "update_time": _at(6)}, {"id": 3, "update_time": _at(7)},
+             {"id": 6, "update_time": _at(8)}]  # fmt: skip
+
+    def answer(params: dict[str, str]) -> tuple[list, str | None]:
+        if params.get("sort_direction") == "desc":
+            return [after[-1]], None
+        if "cursor" not in params and params["updated_since"].startswith("2024-05-01"):
+            return page, "c1"
+        return [row for row in after if row["update_time"] >= params["updated_since"]], None
+
+    got = [(r["id"], r["update_time"]) for r in _deals_in_windows(monkeypatch, answer)]
+    assert (3, _at(7)) in got
+    assert [i for i, _ in got].count(4) == 1
+
+
+@responses.activate
+def test_windows_begun_inside_a_second_lose_no_record_between_their_bounds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A window began at the page's last record, milliseconds and all, and ended whole
+    seconds later; the query takes seconds, so the next window was asked from the second
+    its predecessor's end fell in, and dropped the records before its exact start."""
+    page = [{"id": 1, "update_time": _at(1)}, {"id": 2, "update_time": _at(2)},
+            {"id": 3, "update_time": _at(3)}, {"id": 4, "update_time": _at(5, 900)}]  # fmt: skip
+    rest = [{"id": 10 + k, "update_time": _at(6 + 7 * k, (k * 137) % 1000)} for k in range(300)]
+    rows = page + rest
+
+    def parse(text: str) -> dt.datetime:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    def answer(params: dict[str, str]) -> tuple[list, str | None]:
+        if params.get("sort_direction") == "desc":
+            return [rows[-1]], None
+        since = parse(params["updated_since"])
+        until = parse(params["updated_until"]) if "updated_until" in params else None
+        inside = [r for r in rows if since <= parse(r["update_time"])]
+        inside = [r for r in inside if until is None or parse(r["update_time"]) < until]
+        start = int(params.get("cursor") or 0)
+        more = start + 4 < len(inside)
+        return inside[start : start + 4], str(start + 4) if more else None
+
+    got = [r["id"] for r in _deals_in_windows(monkeypatch, answer)]
+    assert sorted(got) == sorted(r["id"] for r in rows)
+
+
 @responses.activate
 def test_v1_list_without_paging_data_pages_until_a_short_page(
     monkeypatch: pytest.MonkeyPatch,
