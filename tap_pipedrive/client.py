@@ -640,7 +640,6 @@ class PipedriveStream(RESTStream[t.Any]):
     #: dropped here, so an incremental run sends only what changed.
     filter_here: t.ClassVar[bool] = False
     _filter_since: dt.datetime | None = None
-    _deletions_wanted: bool | None = None
     #: The bookmark a sorted stream's sync began at (canonical text), for
     #: `_increment_stream_state`.
     _resent_below: str | None = None
@@ -776,10 +775,7 @@ class PipedriveStream(RESTStream[t.Any]):
         writes no STATE at its end (which would flush them), and `--test` (the SDK's dry
         run) ends without `sync_all`'s final flush, so the last stream's records stayed
         in the block."""
-        try:
-            super().sync(context)
-        finally:
-            self._deletions_wanted = None  # decided anew by the next sync (a test's)
+        super().sync(context)
         if context is None:
             self._tap.message_writer.flush()  # type: ignore[attr-defined]
 
@@ -1357,7 +1353,6 @@ class PipedriveStream(RESTStream[t.Any]):
                 "it again from the bookmark before)",
                 self.name,
             )
-        self.wants_deletions()
         self._note_deletions_from(context)
         if self.filter_here and self.replication_key:
             self._filter_since = self.get_starting_timestamp(context)
@@ -1380,7 +1375,7 @@ class PipedriveStream(RESTStream[t.Any]):
         if first is not None:
             yield first
             yield from records  # a refusal after the first page stops the run: no gap
-        if self._deletions_wanted:
+        if self.recents_item:
             yield from self._recent_deletions(context)
         if self.moved:
             self._keep_bookmark(context)
@@ -1457,27 +1452,13 @@ class PipedriveStream(RESTStream[t.Any]):
         """When this stream's last complete sync started (less a margin), from the state."""
         return _state_time(self.stream_state.get("synced_at")) if self.changes_item else None
 
-    def wants_deletions(self) -> bool:
-        """Whether this sync flags the records deleted since the last: not on a first sync
-        (no bookmark, no sync begun), whose target never had them. Deletion markers for
-        them cost a month of `/v1/recents` on a backfill (tokens, and time before the
-        first records) and told the target to delete rows it never had. Asked before the
-        sync notes `deletions_from`, and remembered: `/v1/recents` is planned once the
-        first stream has begun."""
-        if self._deletions_wanted is None:
-            state = self.stream_state
-            self._deletions_wanted = bool(self.recents_item) and bool(
-                state.get("replication_key_value") or state.get("deletions_from")
-            )
-        return self._deletions_wanted
-
     def recents_since(self) -> tuple[set[str], dt.datetime | None] | None:
         """The `/v1/recents` item types this stream needs, and from when (None: as far
         back as it reaches); None if it needs none."""
         items: set[str] = set()
         since: list[dt.datetime | None] = []
-        if self.wants_deletions():  # since the bookmark, or the run that set it began
-            items.add(t.cast(str, self.recents_item))
+        if self.recents_item:  # deletions since the bookmark, or the run that set it began
+            items.add(self.recents_item)
             since.append(_state_time(self.stream_state.get("replication_key_value")))
             begun = _state_time(self.stream_state.get("deletions_from"))
             if begun is not None:
@@ -1601,7 +1582,8 @@ class PipedriveStream(RESTStream[t.Any]):
         if self.flags_deletions and "_sdc_deleted_at" not in row:
             deleted = any(row.get(name) == value for name, value in self.deleted_if)
             row["_sdc_deleted_at"] = (row.get("update_time") or utc_now_text()) if deleted else None
-        self._tap.meter.count_record(self.name)  # type: ignore[attr-defined]
+        if self.selected:  # a parent walked only for its children sends none
+            self._tap.meter.count_record(self.name)  # type: ignore[attr-defined]
         return row
 
     def _increment_stream_state(

@@ -630,20 +630,30 @@ def test_deletions_come_from_recents_within_its_one_month_window() -> None:
     since = dt.datetime.strptime(request.params["since_timestamp"], "%Y-%m-%d %H:%M:%S")
     month_ago = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(days=30)
     assert dt.timedelta(0) < since - month_ago < dt.timedelta(minutes=10)
-    # One read for every selected stream that has a bookmark (deletions since it).
-    assert request.params["items"] == "note,person"
+    # One read for every selected stream with deletions: notes among them.
+    assert request.params["items"] == "activity,file,note,organization,person,product"
 
 
 @responses.activate
-def test_a_first_sync_reads_no_deletions() -> None:
-    """No bookmark: the target never had the records deleted since, so no deletion
-    markers, and no `/v1/recents` read for them (a month of it on a backfill, read before
-    the first records, and markers telling the target to delete rows it never had)."""
+def test_a_first_sync_flags_the_deletions_recents_lists() -> None:
+    """No bookmark: the target may still hold the rows (a cleared state, a full refresh
+    into tables that are merged into), so the deletions `/v1/recents` still lists (its
+    last month) are flagged on a first sync too."""
     mock_an_account_without_custom_fields(HOST)
+    responses.replace(
+        responses.GET,
+        f"{V1}/recents",
+        json={"success": True,
+              "data": [{"item": "note", "id": 8, "data": {"id": 8, "active_flag": False,
+                                                          "update_time": "2026-11-20 08:00:00"}}],
+              "additional_data": {"pagination": {"more_items_in_collection": False}}},
+    )  # fmt: skip
     responses.get(f"{V1}/notes", json=v1_page([1], 0, False))
     got = records(make_stream("notes"))
-    assert [(r["id"], r.get("_sdc_deleted_at")) for r in got] == [(1, None)]
-    assert not [c for c in responses.calls if "/recents" in c.request.url]
+    assert [(r["id"], r.get("_sdc_deleted_at")) for r in got] == [
+        (1, None),
+        (8, "2026-11-20T08:00:00+00:00"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -1191,7 +1201,6 @@ def test_a_sync_cut_short_reads_deletions_from_when_it_began(
     assert tap.run_started_at - begun == dt.timedelta(minutes=10)
     # The bookmark past the deletion: records edited during the run came last.
     stream.stream_state["replication_key_value"] = tap.run_started_at.isoformat()
-    stream._deletions_wanted = None  # the next run decides anew, from this state
     _, since = stream.recents_since()  # type: ignore[misc]
     assert since == begun
     tap.halted = None  # the next run

@@ -70,7 +70,8 @@ class _DealParent:
         except BaseException:
             # The deal itself is written after its children: a stop among them (the
             # token cap) leaves it unwritten, and the records counted sent must say so.
-            self._tap.meter.uncount_record(self.name)  # type: ignore[attr-defined]
+            if self.selected:  # type: ignore[attr-defined]
+                self._tap.meter.uncount_record(self.name)  # type: ignore[attr-defined]
             raise
 
     def _route_to_children(self, child_context: Context) -> None:
