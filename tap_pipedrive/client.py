@@ -473,7 +473,7 @@ def _datetimes_to_rfc3339(node: t.Any, path: tuple[str, ...]) -> None:
             node[step] = to_rfc3339(node[step])
 
 
-def _state_time(value: t.Any) -> dt.datetime | None:
+def state_time(value: t.Any) -> dt.datetime | None:
     """A time saved in the state, or None if there is none or it does not parse."""
     try:
         return parse_datetime(value) if isinstance(value, str) else None
@@ -1450,7 +1450,7 @@ class PipedriveStream(RESTStream[t.Any]):
 
     def _synced_at(self) -> dt.datetime | None:
         """When this stream's last complete sync started (less a margin), from the state."""
-        return _state_time(self.stream_state.get("synced_at")) if self.changes_item else None
+        return state_time(self.stream_state.get("synced_at")) if self.changes_item else None
 
     def recents_since(self) -> tuple[set[str], dt.datetime | None] | None:
         """The `/v1/recents` item types this stream needs, and from when (None: as far
@@ -1459,8 +1459,8 @@ class PipedriveStream(RESTStream[t.Any]):
         since: list[dt.datetime | None] = []
         if self.recents_item:  # deletions since the bookmark, or the run that set it began
             items.add(self.recents_item)
-            since.append(_state_time(self.stream_state.get("replication_key_value")))
-            begun = _state_time(self.stream_state.get("deletions_from"))
+            since.append(state_time(self.stream_state.get("replication_key_value")))
+            begun = state_time(self.stream_state.get("deletions_from"))
             if begun is not None:
                 since.append(begun)
         synced_at = self._synced_at()
@@ -1479,8 +1479,8 @@ class PipedriveStream(RESTStream[t.Any]):
         if synced_at is None or synced_at < reach_floor():
             return False
         state = self.stream_state
-        bookmark = _state_time(state.get("replication_key_value"))
-        if "synced_bookmark" not in state or _state_time(state["synced_bookmark"]) != bookmark:
+        bookmark = state_time(state.get("replication_key_value"))
+        if "synced_bookmark" not in state or state_time(state["synced_bookmark"]) != bookmark:
             return False
         changes = self._tap.recent_changes()  # type: ignore[attr-defined]
         return changes is not None and changes.unchanged_since(self.changes_item, synced_at)

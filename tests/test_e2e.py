@@ -958,6 +958,32 @@ def test_a_bookmark_moved_back_is_read_from_even_if_nothing_changed(tmp_path: Pa
     assert not again.records("persons")  # unchanged, bookmark untouched: skipped
 
 
+def test_deal_products_alone_read_only_the_deals_changed_since_the_last_walk(
+    tmp_path: Path,
+) -> None:
+    """deal_products selected without deals: the SDK keeps no bookmark for the deselected
+    parent, so every run read every deal and sent every product again (tokens, and the
+    whole table to the target each time). The walk now starts where the last one ended."""
+    with Sandbox(seed=13, scale=0.05) as sandbox:
+        config = {"api_key": sandbox.token, "api_url": sandbox.url, "start_date": START_DATE}
+        catalog = select(discover(tmp_path, config), ["deal_products"])
+        first = run_tap(tmp_path, config, catalog=catalog)
+        assert first.returncode == 0, first.stderr[-2000:]
+        walked = first.final_state["bookmarks"]["deals"]
+        assert "walked_to" in walked and "replication_key_value" not in walked
+        touched = set(sandbox.touch("deals", n=3))
+        # The deals a walk from `walked_to` reads: the touched ones, and those of that
+        # second (the filter is inclusive), sent again.
+        since_walk = sandbox.truth("deals", walked["walked_to"])
+        second = run_tap(tmp_path, config, catalog=catalog, state=first.final_state)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert not second.records("deals")
+    sent_for = {r["deal_id"] for r in second.records("deal_products")}
+    assert touched <= since_walk and len(since_walk) < 10
+    assert sent_for & touched and sent_for <= since_walk
+    assert len(first.records("deal_products")) > 10 * len(second.records("deal_products"))
+
+
 def test_a_parent_walked_only_for_its_children_is_not_marked_synced(
     config: dict[str, str], tmp_path: Path, sandbox: Sandbox
 ) -> None:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import typing as t
 from collections import deque
 from dataclasses import dataclass, field
 
-from tap_pipedrive.client import PipedriveV1Stream, PipedriveV2Stream, UpdatedSinceMixin
+from tap_pipedrive.client import (
+    PipedriveV1Stream,
+    PipedriveV2Stream,
+    UpdatedSinceMixin,
+    state_time,
+)
 from tap_pipedrive.streams.deal_children import (
     DEAL_IDS_PER_REQUEST,
     DealFlowStream,
@@ -50,7 +56,26 @@ class _DealParent:
         #: Batches whose products are requested but not yet written, oldest first.
         self._batches_in_flight: deque[_ProductBatch] = deque()
 
+    #: The update time of the last deal read, for `walked_to`.
+    _walked_to: str | None = None
+
+    def get_starting_timestamp(self, context: Context | None) -> dt.datetime | None:
+        """A list read only for its children (deals deselected, deal products selected)
+        gets no bookmark from the SDK, which moves none for a deselected stream: every run
+        read every deal and its products again. It starts where its last complete walk
+        ended (`walked_to`), which never stands for its own bookmark: selected later, the
+        list is read from that bookmark or `start_date`, and every deal is sent."""
+        start = super().get_starting_timestamp(context)  # type: ignore[misc]
+        if self.selected:  # type: ignore[attr-defined]
+            return start
+        walked = state_time(self.stream_state.get("walked_to"))  # type: ignore[attr-defined]
+        if walked is None:
+            return start
+        return walked if start is None or walked > start else start
+
     def get_child_context(self, record: dict, context: Context | None) -> dict[str, t.Any]:
+        if record.get("update_time"):
+            self._walked_to = record["update_time"]
         return {
             "deal_id": record["id"],
             "update_time": record.get("update_time"),
@@ -130,8 +155,13 @@ class _DealParent:
                     self._write_oldest_batch(child)
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        yield from super().get_records(context)
+        self._walked_to = None
+        yield from super().get_records(context)  # type: ignore[misc]
         self._flush_products()
+        if not self.selected and self._walked_to:  # type: ignore[attr-defined]
+            # The walk is complete and every product of it written: the next starts here.
+            self.stream_state["walked_to"] = self._walked_to  # type: ignore[attr-defined]
+            self.state_manager.is_flushed = False  # type: ignore[attr-defined]
 
     def _write_state_message(self) -> None:
         """A bookmark must not pass a deal whose products are still unwritten: while
