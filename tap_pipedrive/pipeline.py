@@ -22,7 +22,7 @@ import math
 import queue
 import threading
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tap_pipedrive.timeutil import parse_datetime
 
@@ -291,12 +291,12 @@ class PageChain:
 
 def ids_of_second(
     ids: t.Sequence[t.Any], times: t.Sequence[dt.datetime], last: dt.datetime
-) -> list[t.Any]:
-    """The ids of the records (sorted by `times`) in the same second as `last`: a window
-    that begins at `last` is asked from its whole second (the API's filters take seconds),
-    so those come again, and are already read, whatever their milliseconds."""
+) -> dict[t.Any, dt.datetime]:
+    """Id -> update time of the records (sorted by `times`) in the same second as `last`: a
+    window that begins at `last` is asked from its whole second (the API's filters take
+    seconds), so those come again, and are already read, whatever their milliseconds."""
     second = last.replace(microsecond=0)
-    return [i for i, time in zip(ids, times, strict=True) if time >= second]
+    return {i: time for i, time in zip(ids, times, strict=True) if time >= second}
 
 
 @dataclass(frozen=True)
@@ -308,19 +308,21 @@ class Window:
 
     since: dt.datetime
     until: dt.datetime | None
-    skip_ids: frozenset[t.Any] = frozenset()
+    #: Id -> update time of the `since` second's records read on the page before.
+    skip_ids: t.Mapping[t.Any, dt.datetime] = field(default_factory=dict)
 
     def read_before(self, row: dict[str, t.Any], key: str) -> bool:
         """Whether `row` was read with the page before the window: its id is one of the
-        `since` second's read there and it is still of that second. A record edited
-        since (moved to a later second) is its new version, to be read again."""
-        if row.get("id") not in self.skip_ids:
+        `since` second's read there, with the same update time. A record edited since (a
+        later time, milliseconds later or in a later second) is its new version, to be
+        read again."""
+        read_at = self.skip_ids.get(row.get("id"))
+        if read_at is None:
             return False
         try:
-            second = parse_datetime(row[key]).replace(microsecond=0)
+            return parse_datetime(row[key]) == read_at
         except (KeyError, TypeError, ValueError):
             return True
-        return second == self.since
 
 
 class TimeWindows:
@@ -340,13 +342,13 @@ class TimeWindows:
         density: float,
         *,
         target: int,
-        skip_ids: frozenset[t.Any] = frozenset(),
+        skip_ids: t.Mapping[t.Any, dt.datetime] | None = None,
     ) -> None:
         self.next_since: dt.datetime | None = start
         self.until = until
         self.density = max(density, 1e-9)
         self.target = target
-        self._skip_ids = skip_ids
+        self._skip_ids = dict(skip_ids or {})
         self._latest: dt.datetime | None = None
         self.answered = 0
 
@@ -357,7 +359,7 @@ class TimeWindows:
         """The windows after a first page of records with these (sorted) update times."""
         last = times[-1]
         span = max((last - times[0]).total_seconds(), 1.0)
-        skip = frozenset(ids_of_second(ids, times, last))
+        skip = ids_of_second(ids, times, last)
         second = last.replace(microsecond=0)
         return cls(second, until, len(times) / span, target=target, skip_ids=skip)
 
@@ -372,7 +374,7 @@ class TimeWindows:
         else:
             self.next_since = end
         window = Window(since, end, self._skip_ids)
-        self._skip_ids = frozenset()
+        self._skip_ids = {}
         return window
 
     def end_before(self, newest: dt.datetime | None) -> None:
@@ -455,14 +457,14 @@ def split_overflow(
     # split again, from their own full first pages; one that ends leaves a few windows
     # past it, not many. The last part takes what is left.
     step = max(SPLIT_TARGET / (inner / seconds), 1.0)
-    skip = frozenset(ids_of_second([row.get("id") for row in quarter], times, last))
+    skip = ids_of_second([row.get("id") for row in quarter], times, last)
     windows = []
     since = last = last.replace(microsecond=0)
     while since < until:
         part_until = since + dt.timedelta(seconds=math.ceil(step))
         if part_until >= until or len(windows) == MOST_PARTS - 1:
             part_until = until
-        windows.append(Window(since, part_until, skip if since == last else frozenset()))
+        windows.append(Window(since, part_until, skip if since == last else {}))
         since, step = part_until, step * 2
     if window.until is None:
         windows[-1] = Window(windows[-1].since, None, windows[-1].skip_ids)
