@@ -218,6 +218,30 @@ def test_deal_participants_are_skipped_when_the_person_fields_are_refused(
     assert "/personFields (403 Forbidden)" in line, line
 
 
+def test_a_walk_for_deal_products_pipedrive_refuses_keeps_its_place(tmp_path: Path) -> None:
+    """deal_products alone: the deals are walked for it, from where the last complete walk
+    ended. Refused this run (403), the products were skipped but the walk moved on, and
+    the deals changed meanwhile never had their products read."""
+    with Sandbox(seed=31, scale=0.05) as sandbox:
+        config = config_for(sandbox)
+        catalog = select(discover(tmp_path, config), ["deal_products"])
+        first = run_tap(tmp_path, config, catalog=catalog)
+        assert first.returncode == 0, first.stderr[-2000:]
+        walked = first.final_state["bookmarks"]["deals"]["walked_to"]
+        touched = set(sandbox.touch("deals", n=5))
+        sandbox.set_faults(refused_paths="/api/v2/deals/products=403")
+        refused = run_tap(tmp_path, config, catalog=catalog, state=first.final_state)
+        assert refused.returncode == 0, refused.stderr[-2000:]
+        assert "Stream 'deal_products' skipped" in refused.stderr
+        assert refused.final_state["bookmarks"]["deals"]["walked_to"] == walked
+        sandbox.set_faults(refused_paths="")
+        again = run_tap(tmp_path, config, catalog=catalog, state=refused.final_state)
+        assert again.returncode == 0, again.stderr[-2000:]
+        having_products = {d for d in touched if sandbox.data.deal_products(d - 1)}
+        assert having_products
+        assert having_products <= {r["deal_id"] for r in again.records("deal_products")}
+
+
 def test_field_definitions_answered_with_an_error_stop_the_run_in_one_line(
     tmp_path: Path,
 ) -> None:

@@ -158,10 +158,23 @@ class _DealParent:
         self._walked_to = None
         yield from super().get_records(context)  # type: ignore[misc]
         self._flush_products()
-        if not self.selected and self._walked_to:  # type: ignore[attr-defined]
+        refused = any(
+            self._tap.is_unavailable(child)  # type: ignore[attr-defined]
+            for child in self.deal_children
+            if child.selected
+        )
+        if not self.selected and self._walked_to and not refused:  # type: ignore[attr-defined]
             # The walk is complete and every product of it written: the next starts here.
+            # Not past a child Pipedrive refused this run: the walk was for it alone.
             self.stream_state["walked_to"] = self._walked_to  # type: ignore[attr-defined]
             self.state_manager.is_flushed = False  # type: ignore[attr-defined]
+
+    @property
+    def has_selected_descendents(self) -> bool:
+        """Whether a deal child is selected: the SDK walks a deselected stream only for
+        children it declares, which `archived_deals` does not (they are `deals`'), so the
+        products of archived deals were never read with `archived_deals` deselected."""
+        return any(child.selected or child.has_selected_descendents for child in self.deal_children)
 
     def _write_state_message(self) -> None:
         """A bookmark must not pass a deal whose products are still unwritten: while
