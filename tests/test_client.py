@@ -505,6 +505,21 @@ def _parsed(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def _page_then(page: list[dict], after: list[dict]) -> t.Callable[..., t.Any]:
+    """A server whose list begins with `page` (then a cursor) and whose records updated
+    at or after any later `updated_since` are `after`."""
+
+    def answer(params: dict[str, str]) -> tuple[list, str | None]:
+        if params.get("sort_direction") == "desc":
+            return [after[-1]], None
+        if "cursor" not in params and params["updated_since"].startswith("2024-05-01"):
+            return page, "c1"
+        since = _parsed(params["updated_since"])
+        return [row for row in after if _parsed(row["update_time"]) >= since], None
+
+    return answer
+
+
 def _deals_in_windows(monkeypatch: pytest.MonkeyPatch, answer: t.Callable[..., t.Any]) -> list:
     """Deals read as update-time windows (pages of 4, several in flight), from a server
     that answers each request with `answer(params)` -> (rows, next cursor)."""
@@ -538,15 +553,9 @@ def test_a_record_of_the_pages_last_second_edited_before_its_window_is_read_agai
     after = [page[3], {"id": 5, "update_time": _at(6)}, {"id": 3, "update_time": _at(7)},
              {"id": 6, "update_time": _at(8)}]  # fmt: skip
 
-    def answer(params: dict[str, str]) -> tuple[list, str | None]:
-        if params.get("sort_direction") == "desc":
-            return [after[-1]], None
-        if "cursor" not in params and params["updated_since"].startswith("2024-05-01"):
-            return page, "c1"
-        since = _parsed(params["updated_since"])
-        return [row for row in after if _parsed(row["update_time"]) >= since], None
-
-    got = [(r["id"], r["update_time"]) for r in _deals_in_windows(monkeypatch, answer)]
+    got = [
+        (r["id"], r["update_time"]) for r in _deals_in_windows(monkeypatch, _page_then(page, after))
+    ]
     assert (3, _at(7)) in got
     assert [i for i, _ in got].count(4) == 1
 
@@ -563,15 +572,9 @@ def test_a_record_edited_within_its_second_before_its_window_is_read_again(
     after = [page[3], {"id": 3, "update_time": _at(5, 950)}, {"id": 5, "update_time": _at(6)},
              {"id": 6, "update_time": _at(8)}]  # fmt: skip
 
-    def answer(params: dict[str, str]) -> tuple[list, str | None]:
-        if params.get("sort_direction") == "desc":
-            return [after[-1]], None
-        if "cursor" not in params and params["updated_since"].startswith("2024-05-01"):
-            return page, "c1"
-        since = _parsed(params["updated_since"])
-        return [row for row in after if _parsed(row["update_time"]) >= since], None
-
-    got = [(r["id"], r["update_time"]) for r in _deals_in_windows(monkeypatch, answer)]
+    got = [
+        (r["id"], r["update_time"]) for r in _deals_in_windows(monkeypatch, _page_then(page, after))
+    ]
     assert (3, _at(5, 950)) in got
     assert [i for i, _ in got].count(4) == 1
 

@@ -7,6 +7,7 @@ import datetime as dt
 import typing as t
 from collections import deque
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from tap_pipedrive.client import (
     PipedriveV1Stream,
@@ -39,11 +40,23 @@ class _DealParent:
     """A list of deals that feeds the deal children (products, participants, flow) with
     the deals it emits: `deals`, their declared parent, and `archived_deals`, whose
     deals have products too (they were never read: 83 products of 60 archived deals
-    against an independent fake)."""
+    against an independent fake). Both lists are read alike: deleted deals included,
+    custom fields of deals, counts of their children."""
 
-    @property
+    changes_item = "deal"
+    custom_field_entity = "deal"
+    deleted_if = (("status", "deleted"), ("is_deleted", True))
+    updated_until_param = "updated_until"
+    extra_params: t.ClassVar[dict[str, t.Any]] = {
+        **V2_SORT,
+        "status": "open,won,lost,deleted",
+    }
+    include_fields = DEAL_INCLUDE_FIELDS
+
+    @cached_property
     def deal_children(self) -> list[t.Any]:
-        """The deal child streams of the run, whichever deal list feeds them."""
+        """The deal child streams of the run, whichever deal list feeds them (asked for
+        every deal: found once)."""
         return [
             stream
             for stream in self._tap.streams.values()  # type: ignore[attr-defined]
@@ -213,15 +226,6 @@ class DealsStream(_DealParent, UpdatedSinceMixin, PipedriveV2Stream):
 
     name = "deals"
     path = "/deals"
-    changes_item = "deal"
-    custom_field_entity = "deal"
-    deleted_if = (("status", "deleted"), ("is_deleted", True))
-    updated_until_param = "updated_until"
-    extra_params: t.ClassVar[dict[str, t.Any]] = {
-        **V2_SORT,
-        "status": "open,won,lost,deleted",
-    }
-    include_fields = DEAL_INCLUDE_FIELDS
 
 
 @dataclass
@@ -241,15 +245,6 @@ class ArchivedDealsStream(_DealParent, UpdatedSinceMixin, PipedriveV2Stream):
 
     name = "archived_deals"
     path = "/deals/archived"
-    changes_item = "deal"
-    custom_field_entity = "deal"
-    deleted_if = (("status", "deleted"), ("is_deleted", True))
-    updated_until_param = "updated_until"
-    extra_params: t.ClassVar[dict[str, t.Any]] = {
-        **V2_SORT,
-        "status": "open,won,lost,deleted",
-    }
-    include_fields = DEAL_INCLUDE_FIELDS
 
 
 class PersonsStream(UpdatedSinceMixin, PipedriveV2Stream):
