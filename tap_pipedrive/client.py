@@ -1040,6 +1040,17 @@ class PipedriveStream(RESTStream[t.Any]):
         return self.plain_chain(context)
 
     @property
+    def may_be_long(self) -> bool:
+        """Whether the list may run to many pages read in parts (`room_on_wire`): an
+        incremental list that is not read in sequence, one partition."""
+        return bool(
+            self.replication_key
+            and self.partitions is None
+            and not self.reads_in_sequence
+            and self.splits_pay_off()
+        )
+
+    @property
     def reads_in_sequence(self) -> bool:
         """A list of pages that cannot be read in parts side by side: each page waits for
         the one before it, one round trip each."""
@@ -1096,8 +1107,11 @@ class PipedriveStream(RESTStream[t.Any]):
 
     def request_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Every record of every page, in order; the pages come from `response_pages`."""
+        keep_heads_ahead = getattr(self._tap, "keep_heads_ahead", None)
         for response in self.response_pages(context):
             self._stamp_extraction()
+            if keep_heads_ahead is not None:
+                keep_heads_ahead()
             yield from self.parse_response(response)
 
     @cached_property
@@ -1891,6 +1905,17 @@ class PipedriveV2Stream(PipedriveStream):
         """Whether the list can be read as update-time windows: filtered from a time on
         (`updated_since`) and sorted by update time."""
         return bool(self.updated_since_param and self.is_sorted)
+
+    @property
+    def may_be_long(self) -> bool:
+        """Whether the list may run to many pages read in parts (`room_on_wire`): an
+        incremental list that is not read in sequence, one partition."""
+        return bool(
+            self.replication_key
+            and self.partitions is None
+            and not self.reads_in_sequence
+            and self.splits_pay_off()
+        )
 
     @property
     def reads_in_sequence(self) -> bool:

@@ -197,6 +197,12 @@ class PageChain:
         """Whether a page (or the chain's end) is fetched and waits for the reader."""
         return not self._queue.empty()
 
+    def answered_with_page(self) -> bool:
+        """Whether the first thing waiting for the reader is a page (not an error, such as
+        a 404 for an endpoint the account lacks, nor the chain's end)."""
+        with self._queue.mutex:
+            return bool(self._queue.queue) and self._queue.queue[0][0] == _PAGE
+
     def release(self) -> None:
         """Let a held chain fetch on past its first page."""
         self._released.set()

@@ -292,6 +292,8 @@ class TapPipedrive(Tap):
         self._heads: dict[str, tuple[PipedriveStream, Context | None, PageChain]] = {}
         self._head_plan: list[tuple[str, PipedriveStream, Context | None]] | None = None
         self._primed: dict[str, PrimedPages] = {}
+        #: Streams whose turn has come: what is left of their first pages is stale.
+        self._turns_taken: set[str] = set()
         self._priming = threading.Lock()
         self.run_started_at = dt.datetime.now(UTC)
         self._recent_changes = _UNREAD
@@ -497,6 +499,37 @@ class TapPipedrive(Tap):
         while self._head_plan and ahead() < most:
             key, stream, context = self._head_plan.pop()
             self._heads[key] = (stream, context, stream.head_chain(context).start())
+        self._start_next_long_list()
+
+    def _start_next_long_list(self) -> None:
+        """Keep the first page of the next long list on its way, out of turn if the heads
+        ahead are short lists: `room_on_wire` can begin a list's parts only once its first
+        page is in. Counted among the heads ahead, a long list behind six short ones (or
+        behind a stream whose partitions all fail) was requested only at its turn, a
+        round trip and more of idle wire at every change of stream."""
+        if not self._head_plan:
+            return
+        for stream, _, head in self._heads.values():
+            if stream.may_be_long and (
+                not head.has_page() or (head.answered_with_page() and not head.paginator.finished)
+            ):
+                return  # a long list's first page is on its way, or in and not the last
+        for index in range(len(self._head_plan) - 1, -1, -1):  # popped from the end
+            key, stream, context = self._head_plan[index]
+            if stream.may_be_long:
+                del self._head_plan[index]
+                self._heads[key] = (stream, context, stream.head_chain(context).start())
+                return
+
+    def keep_heads_ahead(self) -> None:
+        """The writer took a page: start the next long list's first page if the one
+        started ahead turned out short (called from the writer's thread, which settles
+        bookmarks)."""
+        if getattr(self, "_head_plan", None) and self._priming.acquire(blocking=False):
+            try:
+                self._start_next_long_list()
+            finally:
+                self._priming.release()
 
     def room_on_wire(self) -> None:
         """The stream being read has started the last of its parts: its wire winds down
@@ -510,8 +543,8 @@ class TapPipedrive(Tap):
             if self._primed or self.halted is not None:
                 return
             for key, (stream, context, head) in list(self._heads.items()):
-                if not head.has_page():
-                    continue
+                if not head.answered_with_page():
+                    continue  # not in yet, or an error the stream raises at its turn
                 if (
                     head.paginator.finished
                     or stream.reads_in_sequence
@@ -536,6 +569,8 @@ class TapPipedrive(Tap):
             return None  # not in sync_all (a test reading one stream)
         key = _head_key(stream.name, context)
         with self._priming:
+            if stream.parent_stream_type is None:
+                self._drop_stale_heads(stream.name)
             primed = self._primed.pop(key, None)
             if primed is not None:
                 return primed
@@ -546,6 +581,17 @@ class TapPipedrive(Tap):
             ahead = self._heads.pop(key, None)
             self._start_next_heads()
             return ahead[2] if ahead is not None else None
+
+    def _drop_stale_heads(self, now_reading: str) -> None:
+        """Stop the first pages left of streams whose turn is over: the partitions a
+        stream skipped (all of goals' after the first answered 404). Left in place, they
+        counted as heads ahead for the rest of the run, and no later stream's first page
+        was requested before its turn."""
+        self._turns_taken.add(now_reading)
+        for key, (stream, _, head) in list(self._heads.items()):
+            if stream.name in self._turns_taken and stream.name != now_reading:
+                head.stop()
+                del self._heads[key]
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Validate settings and stop with one line that names the wrong one."""

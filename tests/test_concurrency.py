@@ -167,3 +167,30 @@ def test_a_list_read_in_sequence_is_fetched_before_its_turn(
     written = {m["record"]["id"] for m in map(json.loads, out.getvalue().splitlines())
                if m["type"] == "RECORD" and m["stream"] == "tasks"}  # fmt: skip
     assert written == tasks
+
+
+def test_each_long_list_is_begun_before_the_one_before_it_ends(
+    distant: Sandbox, tmp_path: Path
+) -> None:
+    """Every change of long list is hidden, not only the first: the next list's first page
+    is requested out of turn (short lists ahead of it do not hold it back), and a stream
+    whose partitions all fail (goals answering 404) leaves no first pages behind that kept
+    every later list from being begun early."""
+    config = {"api_key": distant.token, "api_url": distant.url, "start_date": START}
+    lists = ["/v1/notes", "/api/v2/organizations", "/api/v2/persons"]
+    catalog = select(
+        discover(tmp_path, config),
+        ["goals", "lead_labels", "note_fields", "notes", "organizations", "persons", "users"],
+    )
+    distant.set_faults(latency_ms=250, burst_limit=40, refused_paths="/v1/goals/find=404")
+    try:
+        distant.reset_requests()
+        run = run_tap(tmp_path, config, catalog=catalog)
+        paths = [path for _, path, _, _ in distant.requests]
+    finally:
+        distant.set_faults(latency_ms=250, burst_limit=40, refused_paths="")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.ids("persons") == distant.truth("persons", START, with_deleted=True)
+    for earlier, later in itertools.pairwise(lists):
+        last_of_earlier = max(at for at, path in enumerate(paths) if path == earlier)
+        assert paths.index(later) < last_of_earlier, (earlier, later, paths)
