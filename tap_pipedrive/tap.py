@@ -497,9 +497,28 @@ class TapPipedrive(Tap):
         # only wait in memory.
         most = min(HEADS_AHEAD, self.in_flight_wanted())
         while self._head_plan and ahead() < most:
-            key, stream, context = self._head_plan.pop()
-            self._heads[key] = (stream, context, stream.head_chain(context).start())
+            key, stream, context = self._head_plan[-1]
+            first_partition = self._first_partition_answer(stream)
+            if first_partition == "pending":
+                break  # started when it answers (the writer's next page)
+            self._head_plan.pop()
+            if first_partition != "failed" and stream.name not in self._turns_taken:
+                self._heads[key] = (stream, context, stream.head_chain(context).start())
         self._start_next_long_list()
+
+    def _first_partition_answer(self, stream: PipedriveStream) -> str | None:
+        """How the first page of another partition of `stream`, started ahead, answered:
+        "pending", "failed" (an error the stream raises at its turn, and then reads no
+        other partition), or None (a page, or none started). A stream's other partitions
+        are started only after a page, and not once its turn has come (it reads them
+        itself): goals answering 404 cost six requests, not one."""
+        for other, _, head in self._heads.values():
+            if other is stream:
+                if not head.has_page():
+                    return "pending"
+                if not head.answered_with_page():
+                    return "failed"
+        return None
 
     def _start_next_long_list(self) -> None:
         """Keep the first page of the next long list on its way, out of turn if the heads
@@ -592,6 +611,12 @@ class TapPipedrive(Tap):
             if stream.name in self._turns_taken and stream.name != now_reading:
                 head.stop()
                 del self._heads[key]
+        if self._head_plan:
+            self._head_plan[:] = [
+                entry
+                for entry in self._head_plan
+                if entry[1].name not in self._turns_taken or entry[1].name == now_reading
+            ]
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Validate settings and stop with one line that names the wrong one."""

@@ -175,7 +175,7 @@ def test_each_long_list_is_begun_before_the_one_before_it_ends(
     """Every change of long list is hidden, not only the first: the next list's first page
     is requested out of turn (short lists ahead of it do not hold it back), and a stream
     whose partitions all fail (goals answering 404) leaves no first pages behind that kept
-    every later list from being begun early."""
+    every later list from being begun early, nor are its other partitions requested."""
     config = {"api_key": distant.token, "api_url": distant.url, "start_date": START}
     lists = ["/v1/notes", "/api/v2/organizations", "/api/v2/persons"]
     catalog = select(
@@ -194,3 +194,5 @@ def test_each_long_list_is_begun_before_the_one_before_it_ends(
     for earlier, later in itertools.pairwise(lists):
         last_of_earlier = max(at for at, path in enumerate(paths) if path == earlier)
         assert paths.index(later) < last_of_earlier, (earlier, later, paths)
+    # Goals' other five partitions were not requested ahead once the first answered 404.
+    assert paths.count("/v1/goals/find") == 1, paths
