@@ -170,9 +170,28 @@ def compact_payload(response: requests.Response) -> None:
         delattr(response, _PAYLOAD_ATTR)
 
 
+#: Refused connections, with nothing answered yet, retried this long before the run stops.
+REFUSED_GIVE_UP_SECONDS = 10.0
+
+
 def no_such_host(exc: BaseException) -> bool:
     """Whether a connection failed because the host name does not exist (DNS: no such
     name), not because a resolver or the network failed for now."""
+    cause = _cause_of_type(exc, socket.gaierror)
+    return cause is not None and cause.errno == socket.EAI_NONAME
+
+
+def connection_refused(exc: BaseException) -> bool:
+    """Whether a connection failed because nothing listens at the host's port."""
+    return _cause_of_type(exc, ConnectionRefusedError) is not None
+
+
+E = t.TypeVar("E", bound=BaseException)
+
+
+def _cause_of_type(exc: BaseException, kind: type[E]) -> E | None:
+    """The first error of `kind` among `exc`, its causes, contexts and wrapped errors
+    (`requests` wraps urllib3's, which wraps the socket's)."""
     seen: set[int] = set()
     pending: list[BaseException | None] = [exc]
     while pending:
@@ -180,8 +199,8 @@ def no_such_host(exc: BaseException) -> bool:
         if error is None or id(error) in seen:
             continue
         seen.add(id(error))
-        if isinstance(error, socket.gaierror):
-            return error.errno == socket.EAI_NONAME
+        if isinstance(error, kind):
+            return error
         reason = getattr(error, "reason", None)
         pending += [
             error.__cause__,
@@ -189,7 +208,7 @@ def no_such_host(exc: BaseException) -> bool:
             reason if isinstance(reason, BaseException) else None,
         ]
         pending += [arg for arg in error.args if isinstance(arg, BaseException)]
-    return False
+    return None
 
 
 def _header_seconds(response: requests.Response, name: str) -> float | None:
@@ -919,12 +938,22 @@ class PipedriveStream(RESTStream[t.Any]):
         try:
             return self._send_and_read(prepared_request, context)
         except requests.exceptions.ConnectionError as exc:
-            # A host that does not exist, before any request of the run got through, is
-            # a wrong api_url: say so now, not after two minutes of retries.
-            if self._tap.api_answered or not no_such_host(exc):  # type: ignore[attr-defined]
+            # A host that does not exist, or a port where nothing listens, before any
+            # request of the run got through, is a wrong api_url: say so now, not after
+            # two minutes of retries (Pipedrive itself never refuses a connection).
+            if self._tap.api_answered:  # type: ignore[attr-defined]
                 raise
-            host = requests.utils.urlparse(prepared_request.url or "").hostname
-            raise ConnectionFailed(f"no such host {host}: check {self._url_setting}") from None
+            url = requests.utils.urlparse(prepared_request.url or "")
+            if no_such_host(exc):
+                raise ConnectionFailed(
+                    f"no such host {url.hostname}: check {self._url_setting}"
+                ) from None
+            if connection_refused(exc) and self._tap.refused_for(REFUSED_GIVE_UP_SECONDS):  # type: ignore[attr-defined]
+                raise ConnectionFailed(
+                    f"{url.netloc} refused every connection for {REFUSED_GIVE_UP_SECONDS:.0f} s "
+                    f"(nothing listens there): check {self._url_setting}"
+                ) from None
+            raise
 
     @property
     def _url_setting(self) -> str:

@@ -14,6 +14,7 @@ import re
 import signal
 import sys
 import threading
+import time
 import typing as t
 from concurrent.futures import Future
 from types import FrameType
@@ -248,6 +249,16 @@ class TapPipedrive(Tap):
     #: Whether any request of the run was answered 2xx: if none was, a refused list is
     #: not a feature the account lacks but a wrong `api_url` or a token without access.
     api_answered: bool = False
+    #: When the first refused connection of the run came (monotonic), if any.
+    _first_refused: float | None = None
+
+    def refused_for(self, seconds: float) -> bool:
+        """A connection was refused: whether connections have been refused for at least
+        `seconds` now (counted from the first refusal, across every thread)."""
+        now = time.monotonic()
+        if self._first_refused is None:
+            self._first_refused = now
+        return now - self._first_refused >= seconds
 
     def halt(self, error: BaseException) -> None:
         """Send no further request: one of them failed for good."""

@@ -6,6 +6,7 @@ import datetime as dt
 import io
 import json
 import re
+import threading
 import time
 import typing as t
 from contextlib import redirect_stdout
@@ -1255,3 +1256,27 @@ def test_a_company_domain_that_does_not_exist_is_named_as_the_setting_to_check()
     line = "no such host no-such-co.pipedrive.com: check company_domain$"
     with pytest.raises(ConnectionFailed, match=line):
         TapPipedrive(config={**config, "company_domain": "no-such-co"}, validate_config=True)
+
+
+@responses.activate
+def test_a_port_where_nothing_listens_is_named_as_the_setting_to_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Refused connections before anything answered stop the run once they have lasted
+    `REFUSED_GIVE_UP_SECONDS`, with one line naming api_url: not after eight tries and two
+    minutes of retries (Pipedrive never refuses a connection; a wrong port does)."""
+    monkeypatch.setattr("tap_pipedrive.client.REFUSED_GIVE_UP_SECONDS", 0.2)
+    tries = []
+
+    def refuse(request: requests.PreparedRequest) -> t.NoReturn:
+        tries.append(time.monotonic())
+        threading.Event().wait(0.03)  # time.sleep is patched away here
+        raise requests.exceptions.ConnectionError(ConnectionRefusedError(111, "refused"))
+
+    responses.add_callback(responses.GET, re.compile(rf"{HOST}/.*"), callback=refuse)
+    line = r"^pd\.example\.test refused every connection for 0 s \(nothing listens there\): "
+    line += "check api_url$"
+    with pytest.raises(ConnectionFailed, match=line):
+        TapPipedrive(config=CONFIG, validate_config=True)  # reads the field definitions
+    assert len(tries) > 1, "retried first: a service restarting may come back"
+    assert tries[-1] - tries[0] >= 0.2
