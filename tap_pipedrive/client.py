@@ -1936,17 +1936,6 @@ class PipedriveV2Stream(PipedriveStream):
         return bool(self.updated_since_param and self.is_sorted)
 
     @property
-    def may_be_long(self) -> bool:
-        """Whether the list may run to many pages read in parts (`room_on_wire`): an
-        incremental list that is not read in sequence, one partition."""
-        return bool(
-            self.replication_key
-            and self.partitions is None
-            and not self.reads_in_sequence
-            and self.splits_pay_off()
-        )
-
-    @property
     def reads_in_sequence(self) -> bool:
         """Without windows, a v2 list has only its cursor."""
         return self.paginated and not self.windowed
