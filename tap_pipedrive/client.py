@@ -790,10 +790,12 @@ class PipedriveStream(RESTStream[t.Any]):
             self.__dict__.pop(cached, None)
 
     def sync(self, context: Context | None = None) -> None:
-        """The SDK's, and a stream's records out once it is done: a full-table stream
-        writes no STATE at its end (which would flush them), and `--test` (the SDK's dry
-        run) ends without `sync_all`'s final flush, so the last stream's records stayed
-        in the block."""
+        """The SDK's, told to the tap first (`turn_begins`), and a stream's records out once
+        it is done: a full-table stream writes no STATE at its end (which would flush
+        them), and `--test` (the SDK's dry run) ends without `sync_all`'s final flush, so
+        the last stream's records stayed in the block."""
+        if self.parent_stream_type is None:
+            self._tap.turn_begins(self)  # type: ignore[attr-defined]
         super().sync(context)
         if context is None:
             self._tap.message_writer.flush()  # type: ignore[attr-defined]

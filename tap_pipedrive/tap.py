@@ -306,6 +306,7 @@ class TapPipedrive(Tap):
         #: Streams whose turn has come: what is left of their first pages is stale.
         self._turns_taken: set[str] = set()
         self._priming = threading.Lock()
+        self._writer = threading.get_ident()
         self.run_started_at = dt.datetime.now(UTC)
         self._recent_changes = _UNREAD
         self._recents_reading = None
@@ -509,26 +510,27 @@ class TapPipedrive(Tap):
         most = min(HEADS_AHEAD, self.in_flight_wanted())
         while self._head_plan and ahead() < most:
             key, stream, context = self._head_plan[-1]
-            first_partition = self._first_partition_answer(stream)
-            if first_partition == "pending":
-                break  # started when it answers (the writer's next page)
+            answer = self._partitions_answer(stream)
+            if answer == "pending":
+                break  # started once it answers (the writer's next page)
             self._head_plan.pop()
-            if first_partition != "failed" and stream.name not in self._turns_taken:
-                self._heads[key] = (stream, context, stream.head_chain(context).start())
+            if answer == "failed" or (stream.name in self._turns_taken and not stream.partitions):
+                continue  # refused: the stream reads nothing more; or it reads its own
+            self._heads[key] = (stream, context, stream.head_chain(context).start())
         self._start_next_long_list()
 
-    def _first_partition_answer(self, stream: PipedriveStream) -> str | None:
-        """How the first page of another partition of `stream`, started ahead, answered:
-        "pending", "failed" (an error the stream raises at its turn, and then reads no
-        other partition), or None (a page, or none started). A stream's other partitions
-        are started only after a page, and not once its turn has come (it reads them
-        itself): goals answering 404 cost six requests, not one."""
-        for other, _, head in self._heads.values():
-            if other is stream:
-                if not head.has_page():
-                    return "pending"
-                if not head.answered_with_page():
-                    return "failed"
+    def _partitions_answer(self, stream: PipedriveStream) -> str | None:
+        """Whether another partition of `stream` may be requested ahead: "failed" if the
+        stream was refused or a first page started ahead answered an error (the stream
+        then reads no other partition: goals answering 404 cost six requests, not one),
+        "pending" while those started wait for their first answer, else None."""
+        if self.is_unavailable(stream):
+            return "failed"
+        started = [head for other, _, head in self._heads.values() if other is stream]
+        if any(head.has_page() and not head.answered_with_page() for head in started):
+            return "failed"
+        if started and not any(head.has_page() for head in started):
+            return "pending"
         return None
 
     def _start_next_long_list(self) -> None:
@@ -546,18 +548,25 @@ class TapPipedrive(Tap):
                 return  # a long list's first page is on its way, or in and not the last
         for index in range(len(self._head_plan) - 1, -1, -1):  # popped from the end
             key, stream, context = self._head_plan[index]
-            if stream.may_be_long:
+            if stream.may_be_long and stream.name not in self._turns_taken:
                 del self._head_plan[index]
                 self._heads[key] = (stream, context, stream.head_chain(context).start())
                 return
 
+    def _on_writer(self) -> bool:
+        """Whether this is the thread that writes the messages (and the state): the only
+        one that may start a first page, which settles its stream's bookmark in the state.
+        `/v1/recents` and the field definitions are read on threads of their own."""
+        return threading.get_ident() == getattr(self, "_writer", None)
+
     def keep_heads_ahead(self) -> None:
-        """The writer took a page: start the next long list's first page if the one
-        started ahead turned out short (called from the writer's thread, which settles
-        bookmarks)."""
-        if getattr(self, "_head_plan", None) and self._priming.acquire(blocking=False):
+        """The writer took a page: start the first pages that were waiting on an answer
+        (a stream's other partitions) or on a long list turning out short."""
+        if not (getattr(self, "_head_plan", None) and self._on_writer()):
+            return
+        if self._priming.acquire(blocking=False):
             try:
-                self._start_next_long_list()
+                self._start_next_heads()
             finally:
                 self._priming.release()
 
@@ -595,12 +604,10 @@ class TapPipedrive(Tap):
         """What was started ahead for this stream and context, if anything: the list
         `room_on_wire` began reading, else the chain of its first page. One lock covers
         both, so that a list is never begun ahead while its turn has come."""
-        if not hasattr(self, "_heads"):
-            return None  # not in sync_all (a test reading one stream)
+        if not hasattr(self, "_heads") or not self._on_writer():
+            return None  # not in sync_all (a test reading one stream), or not the writer
         key = _head_key(stream.name, context)
         with self._priming:
-            if stream.parent_stream_type is None:
-                self._drop_stale_heads(stream.name)
             primed = self._primed.pop(key, None)
             if primed is not None:
                 return primed
@@ -612,22 +619,29 @@ class TapPipedrive(Tap):
             self._start_next_heads()
             return ahead[2] if ahead is not None else None
 
-    def _drop_stale_heads(self, now_reading: str) -> None:
-        """Stop the first pages left of streams whose turn is over: the partitions a
-        stream skipped (all of goals' after the first answered 404). Left in place, they
-        counted as heads ahead for the rest of the run, and no later stream's first page
-        was requested before its turn."""
-        self._turns_taken.add(now_reading)
-        for key, (stream, _, head) in list(self._heads.items()):
-            if stream.name in self._turns_taken and stream.name != now_reading:
-                head.stop()
-                del self._heads[key]
-        if self._head_plan:
-            self._head_plan[:] = [
-                entry
-                for entry in self._head_plan
-                if entry[1].name not in self._turns_taken or entry[1].name == now_reading
-            ]
+    def turn_begins(self, stream: PipedriveStream) -> None:
+        """A top-level stream's turn has come (whether it then reads, or is skipped before
+        its first request: refused custom fields, an earlier partition refused). What is
+        left started ahead for the streams whose turn is over is stopped: the partitions
+        a stream skipped, a stream skipped before asking for its first page. Left in
+        place, they counted as heads ahead (or held the one list begun early) for the
+        rest of the run, and no later stream's first page was requested before its turn."""
+        if not hasattr(self, "_heads") or not self._on_writer():
+            return
+        with self._priming:
+            self._turns_taken.add(stream.name)
+
+            def over(other: Stream) -> bool:
+                return other.name in self._turns_taken and other.name != stream.name
+
+            for key, (other, _, head) in list(self._heads.items()):
+                if over(other):
+                    head.stop()
+                    del self._heads[key]
+            for key in [key for key in self._primed if over(self.streams[key.split(" ")[0]])]:
+                self._primed.pop(key).close()
+            if self._head_plan:
+                self._head_plan[:] = [entry for entry in self._head_plan if not over(entry[1])]
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Validate settings and stop with one line that names the wrong one."""

@@ -8,15 +8,17 @@ import contextlib
 import io
 import itertools
 import json
+import threading
 import typing as t
 from pathlib import Path
 
 import pytest
 
+from tap_pipedrive.client import PipedriveStream
 from tap_pipedrive.sandbox import LISTED_WITH_DELETED as WITH_DELETED
 from tap_pipedrive.sandbox import Sandbox
 from tap_pipedrive.streams.projects import TasksStream
-from tap_pipedrive.tap import TapPipedrive
+from tap_pipedrive.tap import HEADS_AHEAD, TapPipedrive
 from tests.helpers import discover, run_tap, run_until_killed, select
 
 START = "2019-01-01T00:00:00Z"
@@ -177,10 +179,10 @@ def test_each_long_list_is_begun_before_the_one_before_it_ends(
     whose partitions all fail (goals answering 404) leaves no first pages behind that kept
     every later list from being begun early, nor are its other partitions requested."""
     config = {"api_key": distant.token, "api_url": distant.url, "start_date": START}
-    lists = ["/v1/notes", "/api/v2/organizations", "/api/v2/persons"]
+    lists = ["/v1/files", "/v1/notes", "/api/v2/organizations", "/api/v2/persons"]
     catalog = select(
         discover(tmp_path, config),
-        ["goals", "lead_labels", "note_fields", "notes", "organizations", "persons", "users"],
+        ["files", "goals", "lead_labels", "note_fields", "notes", "organizations", "persons"],
     )
     distant.set_faults(latency_ms=250, burst_limit=40, refused_paths="/v1/goals/find=404")
     try:
@@ -194,5 +196,74 @@ def test_each_long_list_is_begun_before_the_one_before_it_ends(
     for earlier, later in itertools.pairwise(lists):
         last_of_earlier = max(at for at, path in enumerate(paths) if path == earlier)
         assert paths.index(later) < last_of_earlier, (earlier, later, paths)
-    # Goals' other five partitions were not requested ahead once the first answered 404.
+    # Goals' first partition, requested ahead, answered 404: the other five were not.
     assert paths.count("/v1/goals/find") == 1, paths
+
+
+def test_a_streams_partitions_are_requested_ahead_once_one_answered(
+    distant: Sandbox, tmp_path: Path
+) -> None:
+    """Goals' six partitions (one request each) are requested while the list before it is
+    read, as other first pages are, once the first answered with a page: not one after
+    another when its turn comes."""
+    config = {"api_key": distant.token, "api_url": distant.url, "start_date": START}
+    catalog = select(discover(tmp_path, config), ["files", "goals"])
+    distant.reset_requests()
+    run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.ids("goals") == distant.truth("goals")
+    paths = [path for _, path, _, _ in distant.requests]
+    last_files = max(at for at, path in enumerate(paths) if path == "/v1/files")
+    assert paths[:last_files].count("/v1/goals/find") >= HEADS_AHEAD, paths
+    assert paths.count("/v1/goals/find") == 6, paths
+
+
+def test_first_pages_are_started_by_the_writer_alone_and_none_is_left_behind(
+    distant: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starting a first page settles its stream's bookmark in the state the writer
+    serialises: only the writer's thread may, not the thread reading `/v1/recents` beside
+    it. And no first page is left of a stream whose turn is over, even one skipped before
+    its first request (projects, whose custom fields are refused), where it counted as a
+    head ahead for the rest of the run."""
+    starters: set[str] = set()
+    turns: list[str] = []
+    left_behind: list[tuple[str, str]] = []
+    head_chain, sync, take_head = (
+        PipedriveStream.head_chain,
+        PipedriveStream.sync,
+        TapPipedrive.take_head,
+    )
+
+    def starting(self: PipedriveStream, context: t.Any) -> t.Any:
+        starters.add(threading.current_thread().name)
+        return head_chain(self, context)
+
+    def syncing(self: PipedriveStream, context: t.Any = None) -> None:
+        if self.parent_stream_type is None:
+            turns.append(self.name)
+        sync(self, context)
+
+    def taking(self: TapPipedrive, stream: PipedriveStream, context: t.Any) -> t.Any:
+        over = set(turns[:-1]) - set(turns[-1:])
+        left_behind.extend((turns[-1], other.name) for other, _, _ in
+                           getattr(self, "_heads", {}).values() if other.name in over)  # fmt: skip
+        return take_head(self, stream, context)
+
+    monkeypatch.setattr(PipedriveStream, "head_chain", starting)
+    monkeypatch.setattr(PipedriveStream, "sync", syncing)
+    monkeypatch.setattr(TapPipedrive, "take_head", taking)
+    config = {"api_key": distant.token, "api_url": distant.url, "start_date": START}
+    names = ["archived_projects", "files", "goals", "notes", "persons", "projects", "users"]
+    catalog = select(discover(tmp_path, config), names)
+    refused = "/api/v2/projectFields=403,/v1/goals/find=404"
+    distant.set_faults(latency_ms=250, burst_limit=40, refused_paths=refused)
+    try:
+        tap = TapPipedrive(config=config, catalog=catalog)
+        with contextlib.redirect_stdout(io.StringIO()):
+            tap.sync_all()
+    finally:
+        distant.set_faults(latency_ms=250, burst_limit=40, refused_paths="")
+    assert {"archived_projects", "files", "persons", "users"} <= set(turns)
+    assert starters == {threading.current_thread().name}
+    assert not left_behind
