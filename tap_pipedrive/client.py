@@ -938,7 +938,9 @@ class PipedriveStream(RESTStream[t.Any]):
         self._tap.meter.charge(self.meter_name, self.token_cost)  # type: ignore[attr-defined]
         self._tap.pacer.wait_for_slot()  # type: ignore[attr-defined]
         try:
-            return self._send_and_read(prepared_request, context)
+            response = self._send_and_read(prepared_request, context)
+            self._tap.connection_answered()  # type: ignore[attr-defined]
+            return response
         except requests.exceptions.ConnectionError as exc:
             # A host that does not exist, or a port where nothing listens, before any
             # request of the run got through, is a wrong api_url: say so now, not after
@@ -950,11 +952,13 @@ class PipedriveStream(RESTStream[t.Any]):
                 raise ConnectionFailed(
                     f"no such host {url.hostname}: check {self._url_setting}"
                 ) from None
-            if connection_refused(exc) and self._tap.refused_for(REFUSED_GIVE_UP_SECONDS):  # type: ignore[attr-defined]
-                raise ConnectionFailed(
-                    f"{url.netloc} refused every connection for {REFUSED_GIVE_UP_SECONDS:.0f} s "
-                    f"(nothing listens there): check {self._url_setting}"
-                ) from None
+            if connection_refused(exc):
+                refused_for = self._tap.refused_for()  # type: ignore[attr-defined]
+                if refused_for >= REFUSED_GIVE_UP_SECONDS:
+                    raise ConnectionFailed(
+                        f"{url.netloc} refused every connection for {refused_for:.0f} s "
+                        f"(nothing listens there): check {self._url_setting}"
+                    ) from None
             raise
 
     @property

@@ -175,6 +175,9 @@ class PageChain:
         if not hold:
             self._released.set()
         self._thread: threading.Thread | None = None
+        #: What came first: a page, an error or the end (None until then); kept once the
+        #: reader has taken it.
+        self._first_kind: str | None = None
 
     def start(self) -> PageChain:
         """Start fetching now (a no-op when inline or already started)."""
@@ -196,6 +199,11 @@ class PageChain:
     def has_page(self) -> bool:
         """Whether a page (or the chain's end) is fetched and waits for the reader."""
         return not self._queue.empty()
+
+    def first_answer(self) -> str | None:
+        """ "page", "error" or "end": what the chain's first request came to, even once the
+        reader has taken it; None while it is on its way."""
+        return self._first_kind
 
     def answered_with_page(self) -> bool:
         """Whether the first thing waiting for the reader is a page (not an error, such as
@@ -264,11 +272,16 @@ class PageChain:
                 if self.compact is not None and not self._reading:
                     # Before it is queued: once the reader holds it, it may change it.
                     self.compact(response)
-                self._queue.put((_PAGE, response))
+                self._put(_PAGE, response)
                 self._page_here(fetched, response)
         except BaseException as exc:  # handed to the reader, raised there
-            self._queue.put((_ERROR, exc))
-        self._queue.put((_END, None))
+            self._put(_ERROR, exc)
+        self._put(_END, None)
+
+    def _put(self, kind: str, value: t.Any) -> None:
+        if self._first_kind is None:
+            self._first_kind = kind
+        self._queue.put((kind, value))
 
     def end_here(self) -> None:
         """Fetch nothing after this page. Called from `on_page`, which runs in the

@@ -252,13 +252,17 @@ class TapPipedrive(Tap):
     #: When the first refused connection of the run came (monotonic), if any.
     _first_refused: float | None = None
 
-    def refused_for(self, seconds: float) -> bool:
-        """A connection was refused: whether connections have been refused for at least
-        `seconds` now (counted from the first refusal, across every thread)."""
+    def refused_for(self) -> float:
+        """A connection was refused: for how many seconds connections have been refused,
+        from the first refusal since the last answer of any kind, across every thread."""
         now = time.monotonic()
         if self._first_refused is None:
             self._first_refused = now
-        return now - self._first_refused >= seconds
+        return now - self._first_refused
+
+    def connection_answered(self) -> None:
+        """An answer came, whatever its status: something listens there."""
+        self._first_refused = None
 
     def halt(self, error: BaseException) -> None:
         """Send no further request: one of them failed for good."""
@@ -305,6 +309,9 @@ class TapPipedrive(Tap):
         self._primed: dict[str, PrimedPages] = {}
         #: Streams whose turn has come: what is left of their first pages is stale.
         self._turns_taken: set[str] = set()
+        #: The last first page of a partitioned stream handed to it, by stream name: until
+        #: it answers, its other partitions are not requested ahead.
+        self._partition_taken: dict[str, PageChain] = {}
         self._priming = threading.Lock()
         self._writer = threading.get_ident()
         self.run_started_at = dt.datetime.now(UTC)
@@ -527,9 +534,11 @@ class TapPipedrive(Tap):
         if self.is_unavailable(stream):
             return "failed"
         started = [head for other, _, head in self._heads.values() if other is stream]
-        if any(head.has_page() and not head.answered_with_page() for head in started):
+        taken = self._partition_taken.get(stream.name)
+        answers = [head.first_answer() for head in [*started, *([taken] if taken else [])]]
+        if any(answer not in (None, "page") for answer in answers):
             return "failed"
-        if started and not any(head.has_page() for head in started):
+        if answers and all(answer is None for answer in answers):
             return "pending"
         return None
 
@@ -604,18 +613,27 @@ class TapPipedrive(Tap):
         """What was started ahead for this stream and context, if anything: the list
         `room_on_wire` began reading, else the chain of its first page. One lock covers
         both, so that a list is never begun ahead while its turn has come."""
-        if not hasattr(self, "_heads") or not self._on_writer():
-            return None  # not in sync_all (a test reading one stream), or not the writer
+        if not hasattr(self, "_heads"):
+            return None  # not in sync_all (a test reading one stream)
         key = _head_key(stream.name, context)
         with self._priming:
             primed = self._primed.pop(key, None)
             if primed is not None:
                 return primed
+            if not self._on_writer():
+                # The field definitions, read on threads of their own: what was started
+                # for them is theirs (its bookmark settled), but only the writer plans.
+                ahead = self._heads.pop(key, None)
+                return ahead[2] if ahead is not None else None
             if self._head_plan is None:
                 # Planned at the first stream's first request, after the SDK wrote the
                 # state it started from: planning settles the streams' starting bookmarks.
                 self._plan_heads()
             ahead = self._heads.pop(key, None)
+            # Read now, with the head or without: never to be started ahead again.
+            self._head_plan[:] = [entry for entry in self._head_plan or () if entry[0] != key]
+            if ahead is not None and stream.partitions:
+                self._partition_taken[stream.name] = ahead[2]
             self._start_next_heads()
             return ahead[2] if ahead is not None else None
 

@@ -1280,3 +1280,15 @@ def test_a_port_where_nothing_listens_is_named_as_the_setting_to_check(
         TapPipedrive(config=CONFIG, validate_config=True)  # reads the field definitions
     assert len(tries) > 1, "retried first: a service restarting may come back"
     assert tries[-1] - tries[0] >= 0.2
+
+
+@responses.activate
+def test_any_answer_starts_the_count_of_refused_connections_again() -> None:
+    """A refusal, then answers of any status (a 429, a 500: something listens), then a
+    refusal: the time refused counts from that last refusal, not from the first."""
+    tap = make_stream("deals")._tap
+    assert tap.refused_for() < 0.05
+    threading.Event().wait(0.1)
+    assert tap.refused_for() >= 0.1
+    tap.connection_answered()
+    assert tap.refused_for() < 0.05

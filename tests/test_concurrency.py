@@ -259,11 +259,37 @@ def test_first_pages_are_started_by_the_writer_alone_and_none_is_left_behind(
     refused = "/api/v2/projectFields=403,/v1/goals/find=404"
     distant.set_faults(latency_ms=250, burst_limit=40, refused_paths=refused)
     try:
+        distant.reset_requests()
         tap = TapPipedrive(config=config, catalog=catalog)
         with contextlib.redirect_stdout(io.StringIO()):
             tap.sync_all()
+        paths = [path for _, path, _, _ in distant.requests]
     finally:
         distant.set_faults(latency_ms=250, burst_limit=40, refused_paths="")
     assert {"archived_projects", "files", "persons", "users"} <= set(turns)
     assert starters == {threading.current_thread().name}
     assert not left_behind
+    # The field definitions, read on threads of their own, take the first page started
+    # for them: none is requested twice, or left behind among the heads ahead.
+    definitions = [path for path in paths if path.endswith("Fields")]
+    assert sorted(definitions) == sorted(set(definitions)), definitions
+    assert paths.count("/v1/goals/find") == 1, paths
+
+
+def test_a_stream_refused_at_its_first_partition_costs_one_request_when_it_comes_first(
+    distant: Sandbox, tmp_path: Path
+) -> None:
+    """Goals first in the run (its turn comes before its first page answered): its other
+    partitions wait for that answer, the 404, and are never requested."""
+    config = {"api_key": distant.token, "api_url": distant.url, "start_date": START}
+    catalog = select(discover(tmp_path, config), ["goals", "persons"])
+    distant.set_faults(latency_ms=250, burst_limit=40, refused_paths="/v1/goals/find=404")
+    try:
+        distant.reset_requests()
+        run = run_tap(tmp_path, config, catalog=catalog)
+        paths = [path for _, path, _, _ in distant.requests]
+    finally:
+        distant.set_faults(latency_ms=250, burst_limit=40, refused_paths="")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.ids("persons") == distant.truth("persons", START, with_deleted=True)
+    assert paths.count("/v1/goals/find") == 1, paths
