@@ -34,6 +34,7 @@ from singer_sdk import RESTStream, SchemaDirectory, StreamSchema
 from singer_sdk.exceptions import (
     AbortedSyncFailedException,
     AbortedSyncPausedException,
+    InvalidStreamSortException,
     MaxRecordsLimitException,
     RetriableAPIError,
 )
@@ -1643,7 +1644,11 @@ class PipedriveStream(RESTStream[t.Any]):
         - a record of the bookmark's own second but earlier within it (`...:01.076` under a
           bookmark of `...:01.664`): Pipedrive's filters take whole seconds, so such a
           record, sent in the run before, comes again, and the SDK's sort check took it for
-          unsorted data and stopped every later run with a traceback."""
+          unsorted data and stopped every later run with a traceback;
+        - a record older than one sent before it in this run: the API did not sort the
+          list as asked. It is written as it came and the bookmark keeps the latest time;
+          the SDK stopped the run with a traceback, and every run after it at the same
+          stream, so that the streams after it never synced again."""
         value = latest_record.get(self.replication_key) if self.replication_key else None
         if value is None:
             return
@@ -1655,7 +1660,17 @@ class PipedriveStream(RESTStream[t.Any]):
             and parse_datetime(value) < parse_datetime(floor)
         ):
             return
-        super()._increment_stream_state(latest_record, context=context)
+        try:
+            super()._increment_stream_state(latest_record, context=context)
+        except InvalidStreamSortException:  # raised before the state is changed
+            if self._first_time("out of order"):
+                self.logger.warning(
+                    "%s: Pipedrive sent a record updated at %s after a later one, not "
+                    "sorted by update time as asked: written as it came, the bookmark "
+                    "keeps the latest update time",
+                    self.name,
+                    value,
+                )
 
     def _older_than_bookmark(self, row: dict[str, t.Any], context: Context | None) -> bool:
         since = self._filter_since  # read once per sync in get_records, not per record

@@ -471,6 +471,36 @@ def test_a_record_earlier_in_the_bookmarks_second_is_sent_again_not_a_crash() ->
 
 
 @responses.activate
+def test_a_page_not_sorted_as_asked_is_written_whole_not_a_crash(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An API that answers `sort=update_time ASC` with later records first (an
+    independent fake did, for leads edited after the bookmark): every record is written,
+    the bookmark is the latest time, one warning names the stream. The SDK's sort check
+    stopped the run with a traceback, and every later run at the same stream."""
+    leads = [
+        {"id": "new1", "update_time": "2024-06-02T20:36:01Z"},
+        {"id": "new2", "update_time": "2024-06-02T20:36:01Z"},
+        {"id": "a", "update_time": "2024-06-01T10:00:01.664Z"},
+        {"id": "b", "update_time": "2024-06-01T10:00:02.005Z"},
+    ]
+    pagination = {"start": 0, "limit": 500, "more_items_in_collection": False}
+    responses.get(f"{V1}/leads", json={"success": True, "data": leads,
+                                       "additional_data": {"pagination": pagination}})  # fmt: skip
+    messages = _sync_with_bookmark("leads", "2024-06-01T10:00:01.664000+00:00")
+    sent = [m["record"]["id"] for m in messages if m["type"] == "RECORD"]
+    assert sent == ["new1", "new2", "a", "b"]
+    final = [m for m in messages if m["type"] == "STATE"][-1]["value"]["bookmarks"]["leads"]
+    assert final["replication_key_value"] == "2024-06-02T20:36:01+00:00"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert [w for w in warnings if "not sorted by update time" in w] == [
+        "leads: Pipedrive sent a record updated at 2024-06-01T10:00:01.664000+00:00 after a "
+        "later one, not sorted by update time as asked: written as it came, the bookmark "
+        "keeps the latest update time"
+    ]
+
+
+@responses.activate
 def test_v2_records_with_milliseconds_under_the_bookmark_are_sent_again_not_a_crash() -> None:
     """The same for a v2 list whose times carry milliseconds (RFC 3339 allows them)."""
     data = [{"id": 1, "update_time": "2024-06-01T10:00:01.076Z"},
