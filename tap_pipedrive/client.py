@@ -39,6 +39,7 @@ from singer_sdk.exceptions import (
     RetriableAPIError,
 )
 from singer_sdk.helpers._catalog import get_selected_schema, pop_deselected_record_properties
+from singer_sdk.helpers._state import PROGRESS_MARKERS
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.pagination import BaseAPIPaginator, SinglePagePaginator
 from singer_sdk.singerlib import Metadata, MetadataMapping, RecordMessage
@@ -663,6 +664,8 @@ class PipedriveStream(RESTStream[t.Any]):
     #: The bookmark a sorted stream's sync began at (canonical text), for
     #: `_increment_stream_state`.
     _resent_below: str | None = None
+    #: Set when the API sent a record older than one before it (`_read_unsorted_from_here`).
+    _unsorted: bool = False
 
     #: Tries per request before giving up on a transient fault, and the backoff cap.
     max_tries: t.ClassVar[int] = 8
@@ -939,9 +942,7 @@ class PipedriveStream(RESTStream[t.Any]):
         self._tap.meter.charge(self.meter_name, self.token_cost)  # type: ignore[attr-defined]
         self._tap.pacer.wait_for_slot()  # type: ignore[attr-defined]
         try:
-            response = self._send_and_read(prepared_request, context)
-            self._tap.connection_answered()  # type: ignore[attr-defined]
-            return response
+            return self._send_and_read(prepared_request, context)
         except requests.exceptions.ConnectionError as exc:
             # A host that does not exist, or a port where nothing listens, before any
             # request of the run got through, is a wrong api_url: say so now, not after
@@ -982,6 +983,7 @@ class PipedriveStream(RESTStream[t.Any]):
             allow_redirects=self.allow_redirects,
             stream=True,
         )
+        self._tap.connection_answered()  # type: ignore[attr-defined]  # whatever the status
         read_body(response, deadline=started + self.timeout)
         self._write_request_duration_log(
             endpoint=self.path, response=response, context=context, extra_tags=None
@@ -1409,6 +1411,7 @@ class PipedriveStream(RESTStream[t.Any]):
         if self.replication_key and self.is_sorted:
             start = self.get_starting_timestamp(context)
             self._resent_below = format_datetime(start) if start else None
+        self._unsorted = False
         records = iter(self.request_records(context))
         try:
             first = next(records, None)
@@ -1660,17 +1663,43 @@ class PipedriveStream(RESTStream[t.Any]):
             and parse_datetime(value) < parse_datetime(floor)
         ):
             return
+        if self._unsorted:
+            markers = self.get_context_state(context).get(PROGRESS_MARKERS) or {}
+            if isinstance(value, str) and value > (markers.get("replication_key_value") or ""):
+                markers["replication_key_value"] = value  # compared as the SDK compares
+            return
         try:
             super()._increment_stream_state(latest_record, context=context)
         except InvalidStreamSortException:  # raised before the state is changed
-            if self._first_time("out of order"):
-                self.logger.warning(
-                    "%s: Pipedrive sent a record updated at %s after a later one, not "
-                    "sorted by update time as asked: written as it came, the bookmark "
-                    "keeps the latest update time",
-                    self.name,
-                    value,
-                )
+            self._read_unsorted_from_here(context, value)
+
+    def _read_unsorted_from_here(self, context: Context | None, value: t.Any) -> None:
+        """The API did not sort the list as asked: records older than the bookmark reached
+        may still come. From here on the bookmark reached is a progress marker, as the SDK
+        keeps one for an unsorted stream: saved once the stream is read to its end, while a
+        STATE written before (every 1,000 records, or a stop) holds the bookmark the run
+        started from. Keeping the bookmark reached saved one past records not yet read."""
+        state = self.get_context_state(context)
+        reached = state.get("replication_key_value")
+        state[PROGRESS_MARKERS] = {
+            "Note": "Progress is not resumable if interrupted.",
+            "replication_key": self.replication_key,
+            "replication_key_value": reached,
+        }
+        starting = state.get("starting_replication_value")
+        if starting is None:
+            state.pop("replication_key_value", None)
+        else:
+            state["replication_key_value"] = starting
+        self._unsorted = True
+        if self._first_time("out of order"):
+            self.logger.warning(
+                "%s: Pipedrive sent a record updated at %s after a later one, not sorted by "
+                "update time as asked: written as it came; the bookmark moves once the list "
+                "is read to its end",
+                self.name,
+                value,
+            )
 
     def _older_than_bookmark(self, row: dict[str, t.Any], context: Context | None) -> bool:
         since = self._filter_since  # read once per sync in get_records, not per record

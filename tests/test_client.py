@@ -14,6 +14,7 @@ from contextlib import redirect_stdout
 import pytest
 import requests
 import responses
+import singer_sdk.exceptions
 from responses import matchers
 
 from tap_pipedrive.client import PipedriveStream, api_roots
@@ -495,9 +496,40 @@ def test_a_page_not_sorted_as_asked_is_written_whole_not_a_crash(
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert [w for w in warnings if "not sorted by update time" in w] == [
         "leads: Pipedrive sent a record updated at 2024-06-01T10:00:01.664000+00:00 after a "
-        "later one, not sorted by update time as asked: written as it came, the bookmark "
-        "keeps the latest update time"
+        "later one, not sorted by update time as asked: written as it came; the bookmark "
+        "moves once the list is read to its end"
     ]
+
+
+@responses.activate
+def test_after_a_page_not_sorted_as_asked_a_stopped_run_keeps_the_bookmark_it_began_at() -> None:
+    """Records older than the latest one read may still come on the next page: a STATE
+    written before the list is read to its end (here a stop on the second page) holds the
+    bookmark the run began at, not the latest time read, which skipped the second page's
+    records in the resumed run (a review's case)."""
+    pagination = {"start": 0, "limit": 500, "more_items_in_collection": True, "next_start": 2}
+    first = [
+        {"id": "new1", "update_time": "2024-06-02T20:36:01Z"},
+        {"id": "a", "update_time": "2024-06-01T10:00:03Z"},
+    ]
+    page = {"success": True, "data": first, "additional_data": {"pagination": pagination}}
+    at = matchers.query_param_matcher
+    responses.get(f"{V1}/leads", json=page, match=[at({"start": "0"}, strict_match=False)])
+    reset = requests.exceptions.ConnectionError("reset by peer")
+    responses.get(f"{V1}/leads", body=reset, match=[at({"start": "2"}, strict_match=False)])
+    bookmark = {"replication_key": "update_time", "replication_key_value": "2024-06-01T10:00:00Z"}
+    state = {"bookmarks": {"leads": bookmark}}
+    mock_an_account_without_custom_fields(HOST)
+    tap = TapPipedrive(config=CONFIG, state=state, validate_config=True)
+    for stream in tap.streams.values():
+        stream.selected = stream.name == "leads"
+    out = io.StringIO()
+    with redirect_stdout(out), pytest.raises(requests.exceptions.ConnectionError):
+        tap.sync_all()  # the CLI turns it into one line
+    messages = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [m["record"]["id"] for m in messages if m["type"] == "RECORD"] == ["new1", "a"]
+    saved = [m for m in messages if m["type"] == "STATE"][-1]["value"]["bookmarks"]["leads"]
+    assert saved["replication_key_value"] == "2024-06-01T10:00:00Z"  # as it began
 
 
 @responses.activate
@@ -1316,9 +1348,13 @@ def test_a_port_where_nothing_listens_is_named_as_the_setting_to_check(
 def test_any_answer_starts_the_count_of_refused_connections_again() -> None:
     """A refusal, then answers of any status (a 429, a 500: something listens), then a
     refusal: the time refused counts from that last refusal, not from the first."""
-    tap = make_stream("deals")._tap
+    stream = make_stream("deals")
+    tap = stream._tap
     assert tap.refused_for() < 0.05
     threading.Event().wait(0.1)
     assert tap.refused_for() >= 0.1
-    tap.connection_answered()
+    responses.get(f"{V2}/deals", status=503, json={"success": False, "error": "down"})
+    prepared = stream.prepare_request(context=None, next_page_token=None)
+    with pytest.raises(singer_sdk.exceptions.RetriableAPIError):
+        stream._request(prepared, None)  # one try: a 503, an answer all the same
     assert tap.refused_for() < 0.05
