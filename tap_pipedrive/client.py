@@ -39,7 +39,7 @@ from singer_sdk.exceptions import (
     RetriableAPIError,
 )
 from singer_sdk.helpers._catalog import get_selected_schema, pop_deselected_record_properties
-from singer_sdk.helpers._state import PROGRESS_MARKERS
+from singer_sdk.helpers._state import PROGRESS_MARKER_NOTE, PROGRESS_MARKERS, STARTING_MARKER
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.pagination import BaseAPIPaginator, SinglePagePaginator
 from singer_sdk.singerlib import Metadata, MetadataMapping, RecordMessage
@@ -1682,11 +1682,11 @@ class PipedriveStream(RESTStream[t.Any]):
         state = self.get_context_state(context)
         reached = state.get("replication_key_value")
         state[PROGRESS_MARKERS] = {
-            "Note": "Progress is not resumable if interrupted.",
+            PROGRESS_MARKER_NOTE: "Progress is not resumable if interrupted.",
             "replication_key": self.replication_key,
             "replication_key_value": reached,
         }
-        starting = state.get("starting_replication_value")
+        starting = state.get(STARTING_MARKER)
         if starting is None:
             state.pop("replication_key_value", None)
         else:

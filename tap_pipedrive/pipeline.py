@@ -201,15 +201,10 @@ class PageChain:
         return not self._queue.empty()
 
     def first_answer(self) -> str | None:
-        """ "page", "error" or "end": what the chain's first request came to, even once the
-        reader has taken it; None while it is on its way."""
+        """ "page", "error" (a 404 for an endpoint the account lacks) or "end": what the
+        chain's first request came to, even once the reader has taken it; None while it is
+        on its way."""
         return self._first_kind
-
-    def answered_with_page(self) -> bool:
-        """Whether the first thing waiting for the reader is a page (not an error, such as
-        a 404 for an endpoint the account lacks, nor the chain's end)."""
-        with self._queue.mutex:
-            return bool(self._queue.queue) and self._queue.queue[0][0] == _PAGE
 
     def release(self) -> None:
         """Let a held chain fetch on past its first page."""

@@ -551,8 +551,9 @@ class TapPipedrive(Tap):
         if not self._head_plan:
             return
         for stream, _, head in self._heads.values():
+            answer = head.first_answer()
             if stream.may_be_long and (
-                not head.has_page() or (head.answered_with_page() and not head.paginator.finished)
+                answer is None or (answer == "page" and not head.paginator.finished)
             ):
                 return  # a long list's first page is on its way, or in and not the last
         for index in range(len(self._head_plan) - 1, -1, -1):  # popped from the end
@@ -591,7 +592,7 @@ class TapPipedrive(Tap):
             if self._primed or self.halted is not None:
                 return
             for key, (stream, context, head) in list(self._heads.items()):
-                if not head.answered_with_page():
+                if head.first_answer() != "page":
                     continue  # not in yet, or an error the stream raises at its turn
                 if (
                     head.paginator.finished
@@ -649,17 +650,17 @@ class TapPipedrive(Tap):
         with self._priming:
             self._turns_taken.add(stream.name)
 
-            def over(other: Stream) -> bool:
-                return other.name in self._turns_taken and other.name != stream.name
+            def over(name: str) -> bool:
+                return name in self._turns_taken and name != stream.name
 
             for key, (other, _, head) in list(self._heads.items()):
-                if over(other):
+                if over(other.name):
                     head.stop()
                     del self._heads[key]
-            for key in [key for key in self._primed if over(self.streams[key.split(" ")[0]])]:
-                self._primed.pop(key).close()
+            for key in [key for key in self._primed if over(key.split(" ", 1)[0])]:
+                self._primed.pop(key).close()  # keyed by `_head_key`: the name first
             if self._head_plan:
-                self._head_plan[:] = [entry for entry in self._head_plan if not over(entry[1])]
+                self._head_plan[:] = [e for e in self._head_plan if not over(e[1].name)]
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Validate settings and stop with one line that names the wrong one."""

@@ -79,7 +79,7 @@ def v2_page(ids: list[int], cursor: str | None) -> dict[str, t.Any]:
 
 
 def v1_page(
-    ids: list[int], start: int, more: bool, times: list[str] | None = None
+    ids: list[t.Any], start: int, more: bool, times: list[str] | None = None
 ) -> dict[str, t.Any]:
     pagination: dict[str, t.Any] = {
         "start": start,
@@ -456,14 +456,8 @@ def test_a_record_earlier_in_the_bookmarks_second_is_sent_again_not_a_crash() ->
     filter takes whole seconds, so a lead of that second sent before (`...:01.076Z`) comes
     again: the SDK's sort check took it for unsorted data, and every later run stopped
     with a traceback at leads, the streams after it never synced again."""
-    leads = [
-        {"id": "a", "update_time": "2024-06-01T10:00:01.076Z"},
-        {"id": "b", "update_time": "2024-06-01T10:00:01.664Z"},
-        {"id": "c", "update_time": "2024-06-01T10:00:02.005Z"},
-    ]
-    pagination = {"start": 0, "limit": 500, "more_items_in_collection": False}
-    responses.get(f"{V1}/leads", json={"success": True, "data": leads,
-                                       "additional_data": {"pagination": pagination}})  # fmt: skip
+    times = ["2024-06-01T10:00:01.076Z", "2024-06-01T10:00:01.664Z", "2024-06-01T10:00:02.005Z"]
+    responses.get(f"{V1}/leads", json=v1_page(["a", "b", "c"], 0, False, times))
     messages = _sync_with_bookmark("leads", "2024-06-01T10:00:01.664000+00:00")
     assert "updated_since=2024-06-01T10%3A00%3A01Z" in api_calls()[0].request.url
     assert [m["record"]["id"] for m in messages if m["type"] == "RECORD"] == ["a", "b", "c"]
@@ -479,15 +473,10 @@ def test_a_page_not_sorted_as_asked_is_written_whole_not_a_crash(
     independent fake did, for leads edited after the bookmark): every record is written,
     the bookmark is the latest time, one warning names the stream. The SDK's sort check
     stopped the run with a traceback, and every later run at the same stream."""
-    leads = [
-        {"id": "new1", "update_time": "2024-06-02T20:36:01Z"},
-        {"id": "new2", "update_time": "2024-06-02T20:36:01Z"},
-        {"id": "a", "update_time": "2024-06-01T10:00:01.664Z"},
-        {"id": "b", "update_time": "2024-06-01T10:00:02.005Z"},
-    ]
-    pagination = {"start": 0, "limit": 500, "more_items_in_collection": False}
-    responses.get(f"{V1}/leads", json={"success": True, "data": leads,
-                                       "additional_data": {"pagination": pagination}})  # fmt: skip
+    later = "2024-06-02T20:36:01Z"
+    times = [later, later, "2024-06-01T10:00:01.664Z", "2024-06-01T10:00:02.005Z"]
+    page = v1_page(["new1", "new2", "a", "b"], 0, False, times)
+    responses.get(f"{V1}/leads", json=page)
     messages = _sync_with_bookmark("leads", "2024-06-01T10:00:01.664000+00:00")
     sent = [m["record"]["id"] for m in messages if m["type"] == "RECORD"]
     assert sent == ["new1", "new2", "a", "b"]
@@ -507,12 +496,7 @@ def test_after_a_page_not_sorted_as_asked_a_stopped_run_keeps_the_bookmark_it_be
     written before the list is read to its end (here a stop on the second page) holds the
     bookmark the run began at, not the latest time read, which skipped the second page's
     records in the resumed run (a review's case)."""
-    pagination = {"start": 0, "limit": 500, "more_items_in_collection": True, "next_start": 2}
-    first = [
-        {"id": "new1", "update_time": "2024-06-02T20:36:01Z"},
-        {"id": "a", "update_time": "2024-06-01T10:00:03Z"},
-    ]
-    page = {"success": True, "data": first, "additional_data": {"pagination": pagination}}
+    page = v1_page(["new1", "a"], 0, True, ["2024-06-02T20:36:01Z", "2024-06-01T10:00:03Z"])
     at = matchers.query_param_matcher
     responses.get(f"{V1}/leads", json=page, match=[at({"start": "0"}, strict_match=False)])
     reset = requests.exceptions.ConnectionError("reset by peer")

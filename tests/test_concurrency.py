@@ -171,6 +171,20 @@ def test_a_list_read_in_sequence_is_fetched_before_its_turn(
     assert written == tasks
 
 
+@contextlib.contextmanager
+def refusing(distant: Sandbox, refused: str) -> t.Iterator[list[str]]:
+    """`distant` refusing `refused` (`path=status,...`) for the block: the paths requested
+    meanwhile, in the list yielded, once the block ends; the faults are restored after."""
+    distant.set_faults(latency_ms=250, burst_limit=40, refused_paths=refused)
+    distant.reset_requests()
+    paths: list[str] = []
+    try:
+        yield paths
+    finally:
+        paths += [path for _, path, _, _ in distant.requests]
+        distant.set_faults(latency_ms=250, burst_limit=40, refused_paths="")
+
+
 def test_each_long_list_is_begun_before_the_one_before_it_ends(
     distant: Sandbox, tmp_path: Path
 ) -> None:
@@ -184,13 +198,8 @@ def test_each_long_list_is_begun_before_the_one_before_it_ends(
         discover(tmp_path, config),
         ["files", "goals", "lead_labels", "note_fields", "notes", "organizations", "persons"],
     )
-    distant.set_faults(latency_ms=250, burst_limit=40, refused_paths="/v1/goals/find=404")
-    try:
-        distant.reset_requests()
+    with refusing(distant, "/v1/goals/find=404") as paths:
         run = run_tap(tmp_path, config, catalog=catalog)
-        paths = [path for _, path, _, _ in distant.requests]
-    finally:
-        distant.set_faults(latency_ms=250, burst_limit=40, refused_paths="")
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.ids("persons") == distant.truth("persons", START, with_deleted=True)
     for earlier, later in itertools.pairwise(lists):
@@ -256,16 +265,10 @@ def test_first_pages_are_started_by_the_writer_alone_and_none_is_left_behind(
     config = {"api_key": distant.token, "api_url": distant.url, "start_date": START}
     names = ["archived_projects", "files", "goals", "notes", "persons", "projects", "users"]
     catalog = select(discover(tmp_path, config), names)
-    refused = "/api/v2/projectFields=403,/v1/goals/find=404"
-    distant.set_faults(latency_ms=250, burst_limit=40, refused_paths=refused)
-    try:
-        distant.reset_requests()
+    with refusing(distant, "/api/v2/projectFields=403,/v1/goals/find=404") as paths:
         tap = TapPipedrive(config=config, catalog=catalog)
         with contextlib.redirect_stdout(io.StringIO()):
             tap.sync_all()
-        paths = [path for _, path, _, _ in distant.requests]
-    finally:
-        distant.set_faults(latency_ms=250, burst_limit=40, refused_paths="")
     assert {"archived_projects", "files", "persons", "users"} <= set(turns)
     assert starters == {threading.current_thread().name}
     assert not left_behind
@@ -283,13 +286,8 @@ def test_a_stream_refused_at_its_first_partition_costs_one_request_when_it_comes
     partitions wait for that answer, the 404, and are never requested."""
     config = {"api_key": distant.token, "api_url": distant.url, "start_date": START}
     catalog = select(discover(tmp_path, config), ["goals", "persons"])
-    distant.set_faults(latency_ms=250, burst_limit=40, refused_paths="/v1/goals/find=404")
-    try:
-        distant.reset_requests()
+    with refusing(distant, "/v1/goals/find=404") as paths:
         run = run_tap(tmp_path, config, catalog=catalog)
-        paths = [path for _, path, _, _ in distant.requests]
-    finally:
-        distant.set_faults(latency_ms=250, burst_limit=40, refused_paths="")
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.ids("persons") == distant.truth("persons", START, with_deleted=True)
     assert paths.count("/v1/goals/find") == 1, paths
