@@ -19,6 +19,12 @@ from dataclasses import dataclass, field
 
 from tap_pipedrive.timeutil import UTC, parse_datetime
 
+#: Every item type `/v1/recents` lists (the spec's enum of `items`).
+LISTED_ITEMS = frozenset(
+    {"activity", "activityType", "deal", "file", "filter", "note", "person", "organization",
+     "pipeline", "product", "stage", "user"}
+)  # fmt: skip
+
 #: How far back `/v1/recents` reaches (a month), less a margin for clock differences.
 REACH = dt.timedelta(days=30) - dt.timedelta(minutes=5)
 #: A stream's last sync counts from this long before it started: Pipedrive's clock and

@@ -1243,6 +1243,43 @@ def test_recents_is_read_again_when_it_moves_while_it_is_read(moves: int) -> Non
 
 
 @responses.activate
+def test_recents_asked_for_every_type_names_none() -> None:
+    """The spec types `/v1/recents`'s `items` as one enum value: a server reading it so
+    matches none of a comma list, and an empty listing skips every stream as unchanged.
+    Asked for every type it lists (the default streams need them all), the tap names
+    none, which lists the same; asked for some, it names them."""
+    import json as _json
+    import urllib.parse
+
+    from tap_pipedrive.recents import LISTED_ITEMS, reach_floor
+
+    tap = make_stream("stages")._tap  # type: ignore[attr-defined]
+    asked: list[dict[str, list[str]]] = []
+    stage = {"item": "stage", "id": 7, "data": {"id": 7, "update_time": "2026-12-01 08:00:00"}}
+
+    def answer(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.url or "").query)
+        asked.append(query)
+        rows = [stage] if query.get("items", ["stage"]) == ["stage"] else []
+        pagination = {"start": 0, "limit": 500, "more_items_in_collection": False}
+        body = {
+            "success": True,
+            "data": rows or None,
+            "additional_data": {"pagination": pagination},
+        }
+        return 200, {}, _json.dumps(body)
+
+    responses.remove(responses.GET, f"{V1}/recents")  # the setup's empty listing
+    responses.add_callback(responses.GET, f"{V1}/recents", callback=answer)
+    since = reach_floor()
+    changes = tap._read_recents((LISTED_ITEMS, since))
+    assert "items" not in asked[0]
+    assert not changes.unchanged_since("stage", since)
+    tap._read_recents((frozenset({"user", "stage"}), since))
+    assert asked[1]["items"] == ["stage,user"]
+
+
+@responses.activate
 def test_a_gzipped_answer_is_read_whole() -> None:
     """Pipedrive compresses its answers; the body, read against its deadline a chunk at a
     time, is decoded as `requests` would."""
