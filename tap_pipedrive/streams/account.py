@@ -65,20 +65,22 @@ class PermissionSetsStream(_UnpagedV1Stream):
 
 
 class GoalsStream(_UnpagedV1Stream):
-    """Goals of everyone, active or not; `/v1/goals/find`. Without `assignee.type`
-    Pipedrive returns only the token user's goals, and `is_active` defaults to true: one
-    request per assignee type and activity (6 in all)."""
+    """Goals of everyone, active or not; `/v1/goals/find`. Without a parameter the spec
+    marks "everyone's goals will be returned" Pipedrive returns only the token user's
+    goals, and `is_active` defaults to true: one request per tracking metric (every
+    goal's outcome counts a quantity or a sum: the fewest values of those parameters)
+    and activity, 4 in all."""
 
     name = "goals"
     path = "/goals/find"
     partitions: t.ClassVar[list[dict[str, str]]] = [
-        {"assignee_type": kind, "is_active": active}
-        for kind in ("person", "company", "team")
+        {"tracking_metric": metric, "is_active": active}
+        for metric in ("quantity", "sum")
         for active in ("true", "false")
     ]
     state_partitioning_keys: t.ClassVar[list[str]] = []
     context_params: t.ClassVar[dict[str, str]] = {
-        "assignee.type": "assignee_type",
+        "expected_outcome.tracking_metric": "tracking_metric",
         "is_active": "is_active",
     }
 
