@@ -62,8 +62,8 @@ CORE_STREAMS = ("deals", "persons", "organizations", "activities", "products")
 RECORDS_PER_SCALE = 13_160
 FIXED_RECORDS = 250
 
-_USAGE = re.compile(r"API usage: (\S+): (\d+) records, (\d+) requests, (\d+) tokens")
-_TOTAL = re.compile(r"API usage: run total: (\d+) records, (\d+) requests, (\d+) API tokens")
+_USAGE = re.compile(r"API usage: (\S+): (\d+) records?, (\d+) requests?, (\d+) tokens?")
+_TOTAL = re.compile(r"API usage: run total: (\d+) records?, (\d+) requests?, (\d+) API tokens?")
 _RETRY = re.compile(r"Retrying (\S+) in [\d.]+ s \(try \d+ of \d+\): (.*)")
 _PAUSE = re.compile(r"Rate-limit window spent; pausing ([\d.]+) s")
 

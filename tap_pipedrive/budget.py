@@ -91,6 +91,15 @@ class TokenMeter:
             usage.requests += 1
             usage.tokens += cost
 
+    def refund(self, stream: str, cost: int, *, request: bool) -> None:
+        """Take back a charge: the request never reached the server (`request=True`: not
+        a request at all), or Pipedrive rejected its token (no company's budget pays)."""
+        with self._lock:
+            usage = self.usage.setdefault(stream, StreamUsage())
+            usage.tokens -= cost
+            if request:
+                usage.requests -= 1
+
     def count_record(self, stream: str) -> None:
         usage = self.usage.get(stream)
         if usage is None:
@@ -106,10 +115,15 @@ class TokenMeter:
     def summary_lines(self) -> t.Iterator[str]:
         for stream, usage in sorted(self.usage.items()):
             yield (
-                f"{stream}: {usage.records} records, {usage.requests} requests, "
-                f"{usage.tokens} tokens"
+                f"{stream}: {_count(usage.records, 'record')}, "
+                f"{_count(usage.requests, 'request')}, {_count(usage.tokens, 'token')}"
             )
         yield (
-            f"run total: {self.records} records, {self.requests} requests, "
-            f"{self.tokens} API tokens" + (f" (cap {self.cap})" if self.cap is not None else "")
+            f"run total: {_count(self.records, 'record')}, {_count(self.requests, 'request')}, "
+            f"{_count(self.tokens, 'API token')}"
+            + (f" (cap {self.cap})" if self.cap is not None else "")
         )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")

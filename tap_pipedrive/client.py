@@ -183,6 +183,19 @@ def no_such_host(exc: BaseException) -> bool:
     return cause is not None and cause.errno == socket.EAI_NONAME
 
 
+def never_sent(exc: BaseException) -> bool:
+    """Whether a request failed before it reached a server (no connection made: refused,
+    no such host, connect timeout), so that no budget paid for it."""
+    return any(
+        _cause_of_type(exc, kind) is not None
+        for kind in (
+            urllib3.exceptions.ConnectTimeoutError,
+            ConnectionRefusedError,
+            socket.gaierror,
+        )
+    )
+
+
 def connection_refused(exc: BaseException) -> bool:
     """Whether a connection failed because nothing listens at the host's port."""
     return _cause_of_type(exc, ConnectionRefusedError) is not None
@@ -944,6 +957,8 @@ class PipedriveStream(RESTStream[t.Any]):
         try:
             return self._send_and_read(prepared_request, context)
         except requests.exceptions.ConnectionError as exc:
+            if never_sent(exc):  # counted as neither a request nor tokens spent
+                self._tap.meter.refund(self.meter_name, self.token_cost, request=True)  # type: ignore[attr-defined]
             # A host that does not exist, or a port where nothing listens, before any
             # request of the run got through, is a wrong api_url: say so now, not after
             # two minutes of retries (Pipedrive itself never refuses a connection).
@@ -984,6 +999,8 @@ class PipedriveStream(RESTStream[t.Any]):
             stream=True,
         )
         self._tap.connection_answered()  # type: ignore[attr-defined]  # whatever the status
+        if response.status_code == HTTPStatus.UNAUTHORIZED:  # a token that is no company's
+            self._tap.meter.refund(self.meter_name, self.token_cost, request=False)  # type: ignore[attr-defined]
         read_body(response, deadline=started + self.timeout)
         self._write_request_duration_log(
             endpoint=self.path, response=response, context=context, extra_tags=None

@@ -1366,6 +1366,28 @@ def test_a_port_where_nothing_listens_is_named_as_the_setting_to_check(
 
 
 @responses.activate
+def test_api_usage_counts_what_reached_pipedrive_and_what_it_charges() -> None:
+    """A request refused a connection never reached a server: neither a request nor
+    tokens in the `API usage` lines (a wrong port counted 5 requests, 100 tokens); one
+    answered 401 carries a token that is no company's: a request, no tokens."""
+    stream = make_stream("deals")
+    meter = stream._tap.meter
+    prepared = stream.prepare_request(context=None, next_page_token=None)
+    refusal = requests.exceptions.ConnectionError(ConnectionRefusedError(111, "refused"))
+    responses.get(f"{V2}/deals", body=refusal)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        stream._request(prepared, None)
+    responses.replace(responses.GET, f"{V2}/deals", status=401, json={"success": False})
+    with pytest.raises(PipedriveError):
+        stream._request(prepared, None)
+    responses.replace(responses.GET, f"{V2}/deals", json={"success": True, "data": []})
+    stream._request(prepared, None)
+    usage = meter.usage["deals"]
+    assert (usage.requests, usage.tokens) == (2, stream.token_cost)
+    assert "deals: 0 records, 2 requests, 10 tokens" in list(meter.summary_lines())
+
+
+@responses.activate
 def test_any_answer_starts_the_count_of_refused_connections_again() -> None:
     """A refusal, then answers of any status (a 429, a 500: something listens), then a
     refusal: the time refused counts from that last refusal, not from the first."""
