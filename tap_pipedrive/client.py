@@ -1440,6 +1440,8 @@ class PipedriveStream(RESTStream[t.Any]):
                     "%s for %s: skipped (deleted since it was listed?)", exc, context
                 )
             else:  # the list itself: only this stream is skipped
+                if isinstance(exc, NotFoundError):
+                    self._tap.list_not_found(self, exc)  # type: ignore[attr-defined]
                 self._tap.skip_unavailable(self, exc)  # type: ignore[attr-defined]
             return
         if first is not None:

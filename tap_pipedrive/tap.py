@@ -74,6 +74,17 @@ if t.TYPE_CHECKING:
 DEFAULT_CONCURRENCY = 8
 #: First pages of the next streams requested ahead: each waits in memory for its turn.
 HEADS_AHEAD = 4
+#: Lists Pipedrive has for every account, whatever its plan or the token user's rights:
+#: one answering 404 is not a feature the account lacks.
+LISTS_EVERY_ACCOUNT_HAS = frozenset(
+    {"users", "activity_types", "currencies", "filters", "activities", "notes", "deals",
+     "persons", "organizations", "pipelines", "stages"}
+)  # fmt: skip
+#: Of those, how many answering 404 before any request succeeded stop the run.
+CORE_LISTS_NOT_FOUND_TO_STOP = 2
+_NOTHING_SUCCEEDED = (
+    "no request of this run succeeded: check api_url and that the token's user may use the API"
+)
 MAX_CONCURRENCY = 64
 #: `_recent_changes` before `/v1/recents` is read.
 _UNREAD = object()
@@ -370,6 +381,21 @@ class TapPipedrive(Tap):
                 answer,
             )
 
+    def list_not_found(self, stream: Stream, error: ApiError) -> None:
+        """A list answered 404 at its first page. Lists every Pipedrive account has
+        (`LISTS_EVERY_ACCOUNT_HAS`) answering 404 before any request succeeded are a
+        wrong api_url: stop now with the line `_report_unavailable` would end the run
+        with, not after every other stream was tried and skipped with a warning each."""
+        if self.api_answered or stream.name not in LISTS_EVERY_ACCOUNT_HAS:
+            return
+        with self._unavailable_lock:
+            self._core_lists_not_found += 1
+            enough = self._core_lists_not_found >= CORE_LISTS_NOT_FOUND_TO_STOP
+        if enough:
+            raise UnavailableError(f"{_one_line(error)}; {_NOTHING_SUCCEEDED}")
+
+    _core_lists_not_found = 0
+
     def _report_unavailable(self) -> None:
         """Name the skipped streams once more at the end; if no request of the run was
         answered at all, the cause is the setup, not the account's plan: stop, non-zero."""
@@ -377,10 +403,7 @@ class TapPipedrive(Tap):
             return
         if not self.api_answered:
             first = next(iter(self._unavailable.values()))
-            raise UnavailableError(
-                f"{first}; no request of this run succeeded: check api_url and that the "
-                "token's user may use the API"
-            )
+            raise UnavailableError(f"{first}; {_NOTHING_SUCCEEDED}")
         self.logger.warning(
             "%d selected stream(s) skipped, refused by Pipedrive: %s",
             len(self._unavailable),
