@@ -966,6 +966,11 @@ class PipedriveStream(RESTStream[t.Any]):
                 raise
             url = requests.utils.urlparse(prepared_request.url or "")
             if no_such_host(exc):
+                if f"{url.scheme}://{url.netloc}" == DEFAULT_HOST:  # a host that exists
+                    raise ConnectionFailed(
+                        f"the DNS here knows no host {url.hostname}: check this machine's "
+                        "network (DNS, proxy)"
+                    ) from None
                 raise ConnectionFailed(
                     f"no such host {url.hostname}: check {self._url_setting}"
                 ) from None

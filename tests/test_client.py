@@ -1342,6 +1342,21 @@ def test_a_company_domain_that_does_not_exist_is_named_as_the_setting_to_check()
 
 
 @responses.activate
+def test_pipedrive_unknown_to_the_dns_names_the_network_not_a_setting() -> None:
+    """No api_url given: api.pipedrive.com exists, so a DNS that knows no such host is
+    this machine's network, not a setting to check (the line said 'check api_url')."""
+    import socket
+
+    failure = requests.exceptions.ConnectionError("failed")
+    failure.__cause__ = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    responses.get(re.compile(r"https://api\.pipedrive\.com/.*"), body=failure)
+    config = {key: value for key, value in CONFIG.items() if key != "api_url"}
+    line = "^the DNS here knows no host api.pipedrive.com: check this machine's network"
+    with pytest.raises(ConnectionFailed, match=line):
+        TapPipedrive(config=config, validate_config=True)
+
+
+@responses.activate
 def test_a_port_where_nothing_listens_is_named_as_the_setting_to_check(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
