@@ -70,7 +70,7 @@ from tap_pipedrive.pipeline import (
     split_overflow,
     windows_to_start,
 )
-from tap_pipedrive.recents import CLOCK_MARGIN, LISTED_ITEMS, reach_floor
+from tap_pipedrive.recents import CLOCK_MARGIN, reach_floor
 from tap_pipedrive.timeutil import (
     UTC,
     format_datetime,
@@ -2280,10 +2280,11 @@ class RecentsStream(PipedriveV1Stream):
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         params = super().get_url_params(context, next_page_token)
         params["since_timestamp"] = self.since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-        if not set(self.items.split(",")) >= LISTED_ITEMS:
-            # Asked for every type, the listing needs no `items`: the spec types it as one
-            # enum value, and a server reading it so would match none of a comma list (an
-            # empty listing: every stream skipped as unchanged).
+        if "," not in self.items:
+            # One type is named; several are not: the spec types `items` as one enum value,
+            # and a server reading it so matches none of a comma list (an empty listing:
+            # every stream skipped as unchanged, no deletion flagged). Unnamed, every type
+            # is listed, and `RecentChanges` keeps the types asked for.
             params["items"] = self.items
         return params
 

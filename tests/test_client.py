@@ -711,7 +711,9 @@ def test_deletions_come_from_recents_within_its_one_month_window() -> None:
     month_ago = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(days=30)
     assert dt.timedelta(0) < since - month_ago < dt.timedelta(minutes=10)
     # One read for every selected stream with deletions: notes among them.
-    assert request.params["items"] == "activity,file,note,organization,person,product"
+    assert "items" not in request.params  # several types: none named, the tap keeps its own
+    deletions = {"activity", "file", "note", "organization", "person", "product"}
+    assert tap.recent_changes().items == deletions
 
 
 @responses.activate
@@ -1243,11 +1245,12 @@ def test_recents_is_read_again_when_it_moves_while_it_is_read(moves: int) -> Non
 
 
 @responses.activate
-def test_recents_asked_for_every_type_names_none() -> None:
+def test_recents_names_one_item_type_never_several() -> None:
     """The spec types `/v1/recents`'s `items` as one enum value: a server reading it so
-    matches none of a comma list, and an empty listing skips every stream as unchanged.
-    Asked for every type it lists (the default streams need them all), the tap names
-    none, which lists the same; asked for some, it names them."""
+    matches none of a comma list, and an empty listing skips every stream as unchanged
+    and flags no deletion. Asked for several types (every one, as the default streams
+    want, or some: a stream deselected, a first run), the tap names none and keeps what
+    it asked for; asked for one, it names it."""
     import json as _json
     import urllib.parse
 
@@ -1255,12 +1258,17 @@ def test_recents_asked_for_every_type_names_none() -> None:
 
     tap = make_stream("stages")._tap  # type: ignore[attr-defined]
     asked: list[dict[str, list[str]]] = []
-    stage = {"item": "stage", "id": 7, "data": {"id": 7, "update_time": "2026-12-01 08:00:00"}}
+    at = "2026-12-01 08:00:00"
+    listing = [
+        {"item": "stage", "id": 7, "data": {"id": 7, "update_time": at}},
+        {"item": "person", "id": 8, "data": {"id": 8, "update_time": at, "active_flag": False}},
+    ]
 
     def answer(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.url or "").query)
         asked.append(query)
-        rows = [stage] if query.get("items", ["stage"]) == ["stage"] else []
+        named = query.get("items")
+        rows = [row for row in listing if named is None or named == [row["item"]]]
         pagination = {"start": 0, "limit": 500, "more_items_in_collection": False}
         body = {
             "success": True,
@@ -1272,11 +1280,15 @@ def test_recents_asked_for_every_type_names_none() -> None:
     responses.remove(responses.GET, f"{V1}/recents")  # the setup's empty listing
     responses.add_callback(responses.GET, f"{V1}/recents", callback=answer)
     since = reach_floor()
-    changes = tap._read_recents((LISTED_ITEMS, since))
-    assert "items" not in asked[0]
-    assert not changes.unchanged_since("stage", since)
-    tap._read_recents((frozenset({"user", "stage"}), since))
-    assert asked[1]["items"] == ["stage,user"]
+    for wanted in (LISTED_ITEMS, LISTED_ITEMS - {"filter"}, frozenset({"stage", "user"})):
+        changes = tap._read_recents((wanted, since))
+        assert "items" not in asked[-1]
+        assert not changes.unchanged_since("stage", since)
+        assert changes.unchanged_since("user", since)
+        assert changes.deleted("person") == ([(8, at)] if "person" in wanted else [])
+    changes = tap._read_recents((frozenset({"person"}), since))
+    assert asked[-1]["items"] == ["person"] and changes.deleted("person") == [(8, at)]
+    assert changes.unchanged_since("person", since) is False
 
 
 @responses.activate

@@ -206,7 +206,7 @@ def test_an_unchanged_account_costs_a_handful_of_requests(tmp_path: Path) -> Non
         paths = [path for _, path, _, _ in live.requests]
         assert paths.count("/v1/recents") == 1
         recents = next(params for _, path, params, _ in live.requests if path == "/v1/recents")
-        assert "items" not in recents  # every type it lists is asked: named none
+        assert "items" not in recents  # several types asked: named none
         skipped_paths = (
             "/api/v2/deals", "/api/v2/persons", "/api/v2/activities", "/v1/notes", "/v1/files",
             "/v1/activityTypes", "/v1/filters", "/api/v2/stages",
